@@ -1,0 +1,117 @@
+"""The `seqshape` command line: a thin adapter over the library.
+
+It parses, calls the library, and maps user errors (`SeqshapeError`) to one line on stderr and exit
+code 2; programming errors keep their traceback. Each mode's commands live in their own module and
+are registered here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import SeqshapeError
+
+app = typer.Typer(
+    name="seqshape",
+    help="LSTM sequence models of every input/output shape: train, evaluate, predict, forecast, "
+    "serve. Shapes use the legend B batch, T steps, F features, H hidden, N classes, K horizon.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+train_app = typer.Typer(
+    help="Train a model of one shape mode and write a model directory.", no_args_is_help=True
+)
+app.add_typer(train_app, name="train")
+
+# kind recorded in config.json -> the CLI module that evaluates/predicts with it
+KIND_MODULES: dict[str, str] = {
+    "classifier": "seqshape.cli.classify",
+}
+
+
+def _kind_module(model_dir: Path):
+    from ..artifacts import model_kind
+
+    kind = model_kind(model_dir)
+    name = KIND_MODULES.get(kind)
+    if name is None:
+        raise SeqshapeError(f"{model_dir}: model kind {kind!r} has no evaluate/predict support")
+    return importlib.import_module(name)
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by `seqshape train`.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled data to evaluate on.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    missing: Annotated[
+        str, typer.Option("--missing", help="Missing values in the data: error|ffill|zero.")
+    ] = "error",
+    threads: Annotated[int | None, typer.Option("--threads", help="Compute threads.")] = None,
+) -> None:
+    """Evaluate a trained model on labelled data (metrics as a table, or JSON with --json)."""
+    mod = _kind_module(model_dir)
+    result = mod.evaluate(model_dir, data, missing=missing, threads=threads)
+    if as_json:
+        typer.echo(json.dumps(result, allow_nan=False))
+    else:
+        mod.print_report(result)
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by `seqshape train`.")],
+    data: Annotated[Path, typer.Option("--data", help="Sequences to predict (labels not needed).")],
+    output: Annotated[Path, typer.Option("--output", help="CSV file to write.")],
+    missing: Annotated[
+        str, typer.Option("--missing", help="Missing values in the data: error|ffill|zero.")
+    ] = "error",
+    threads: Annotated[int | None, typer.Option("--threads", help="Compute threads.")] = None,
+) -> None:
+    """Predict one row per sequence and write a CSV (id, prediction, per-class probabilities)."""
+    mod = _kind_module(model_dir)
+    n = mod.predict(model_dir, data, output, missing=missing, threads=threads)
+    typer.echo(f"wrote {n} predictions to {output}", err=True)
+
+
+def _register() -> None:
+    from . import classify  # noqa: F401  (registers `train classify` and `demo`)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors -> one line on stderr, exit code 2."""
+    try:
+        app(args=argv, prog_name="seqshape", standalone_mode=False)
+    except SeqshapeError as e:
+        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+        return 2
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as e:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Exit):
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
