@@ -122,7 +122,9 @@ def load_model_dir(path: str | os.PathLike, *, kind: str | None = None) -> Model
         raise ArtifactError(f"{root}: not a model directory (expected {', '.join(REQUIRED)})")
     head = _read_json(root / "config.json", "the model configuration")
     if head.get("format") != FORMAT:
-        raise ArtifactError(f"{root / 'config.json'}: not a seqshape model (format {head.get('format')!r})")
+        raise ArtifactError(
+            f"{root / 'config.json'}: not a seqshape model (format {head.get('format')!r})"
+        )
     if head.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
             f"{root / 'config.json'}: format_version {head.get('format_version')!r} is not supported "

@@ -11,7 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def confusion_matrix_png(cm, class_names, path: str | Path, title: str = "Confusion matrix") -> Path:
+def confusion_matrix_png(
+    cm, class_names, path: str | Path, title: str = "Confusion matrix"
+) -> Path:
     """Draw a confusion matrix (rows true, columns predicted) with counts in the cells."""
     cm = np.asarray(cm)
     n = len(class_names)
@@ -36,7 +38,9 @@ def confusion_matrix_png(cm, class_names, path: str | Path, title: str = "Confus
     return path
 
 
-def training_curve_png(history: list[dict], path: str | Path, keys=("train_loss", "val_loss")) -> Path:
+def training_curve_png(
+    history: list[dict], path: str | Path, keys=("train_loss", "val_loss")
+) -> Path:
     """Loss (and other logged values) per epoch."""
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     epochs = [r["epoch"] for r in history]

@@ -82,9 +82,7 @@ def check_shape(
     return bound
 
 
-def check_feature_counts(
-    arrays: Sequence[Any], *, name: str, features: int | None = None
-) -> int:
+def check_feature_counts(arrays: Sequence[Any], *, name: str, features: int | None = None) -> int:
     """Check a list of (T_i, F) arrays has one feature count; return it.
 
     Names the first offending index: ``X[17]: expected (T, F=12), got (20, 11)``.

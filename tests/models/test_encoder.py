@@ -91,7 +91,9 @@ def test_reverse_within_length_is_an_involution_and_keeps_padding_last():
 
 def test_shape_errors_name_the_argument_and_hint():
     enc = _encoder("lstm", False, 1)
-    with pytest.raises(ShapeError, match=r"x: expected \(B, T, F=5\), got \(4, 5, 30\) — is the time axis second"):
+    with pytest.raises(
+        ShapeError, match=r"x: expected \(B, T, F=5\), got \(4, 5, 30\) — is the time axis second"
+    ):
         enc(torch.randn(4, 5, 30))
     with pytest.raises(ShapeError, match=r"without its batch axis"):
         enc(torch.randn(30, 5))

@@ -1,12 +1,11 @@
 """`SequenceClassifier`: many-to-one classification in the scikit-learn habit.
 
-    clf = SequenceClassifier(hidden_size=64).fit(X, y)   # X: list of (T_i, F) arrays, any lengths
-    clf.predict(X); clf.predict_proba(X); clf.save("model/"); SequenceClassifier.load("model/")
+clf = SequenceClassifier(hidden_size=64).fit(X, y)   # X: list of (T_i, F) arrays, any lengths
+clf.predict(X); clf.predict_proba(X); clf.save("model/"); SequenceClassifier.load("model/")
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from .. import __version__, runtime
 from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
 from ..batching import BucketBatchSampler, collate
 from ..data.scaling import StandardScaler
-from ..data.sequences import SequenceSet, from_arrays
+from ..data.sequences import SequenceSet, from_arrays, sorted_labels
 from ..errors import ConfigError, DataError, ShapeError
 from ..models.classifier import ClassifierConfig, ClassifierNet
 from ..shapes import check_feature_counts
@@ -33,7 +32,9 @@ def _as_set(X, y=None, name="X") -> SequenceSet:
     return from_arrays(X, y, name=name)
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val): ``fraction`` of each class (at least one when it has 2+) go to val."""
     rng = np.random.default_rng(seed)
     train, val = [], []
@@ -60,17 +61,17 @@ class SequenceClassifier:
     def __init__(
         self,
         *,
-        hidden_size: int = 64,
+        hidden_size: int = 128,
         num_layers: int = 1,
-        bidirectional: bool = False,
+        bidirectional: bool = True,
         cell: str = "lstm",
-        dropout: float = 0.0,
+        dropout: float = 0.3,
         pooling: str = "last",
-        epochs: int = 60,
+        epochs: int = 150,
         batch_size: int = 16,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
-        patience: int = 20,
+        patience: int = 40,
         val_fraction: float = 0.1,
         seed: int = 0,
         scale: bool = True,
@@ -119,14 +120,14 @@ class SequenceClassifier:
         train = _as_set(X, y)
         if train.y is None:
             raise DataError(f"{train.source}: no labels; a classifier needs one label per sequence")
-        self.classes_ = sorted(set(train.y), key=_label_key)
+        self.classes_ = sorted_labels(list(set(train.y)))
         if len(self.classes_) < 2:
             raise DataError(f"{train.source}: expected at least 2 classes, got {self.classes_}")
         index = {c: i for i, c in enumerate(self.classes_)}
         y_all = np.array([index[v] for v in train.y], dtype=np.int64)
         if X_val is not None:
             val = _as_set(X_val, y_val, name="X_val")
-            unknown = sorted({v for v in (val.y or []) if v not in index}, key=_label_key)
+            unknown = sorted_labels([v for v in (val.y or []) if v not in index])
             if unknown:
                 raise DataError(f"{val.source}: labels {unknown} do not occur in the training data")
             Xtr, ytr = train.X, y_all
@@ -188,7 +189,9 @@ class SequenceClassifier:
             "n_val": len(Xva),
         }
         if r.history:
-            self.metrics.update({k: v for k, v in r.history[r.best_epoch - 1].items() if k.startswith("val_")})
+            self.metrics.update(
+                {k: v for k, v in r.history[r.best_epoch - 1].items() if k.startswith("val_")}
+            )
         return self
 
     # -- inference ----------------------------------------------------------------------------
@@ -196,7 +199,9 @@ class SequenceClassifier:
         if self.net is None or self.config is None:
             raise ConfigError("this SequenceClassifier is not fitted yet: call fit() or load()")
 
-    def _logits(self, X: list[np.ndarray], *, scaled: bool = False, batch_size: int = 256) -> torch.Tensor:
+    def _logits(
+        self, X: list[np.ndarray], *, scaled: bool = False, batch_size: int = 256
+    ) -> torch.Tensor:
         """(n,) list of (T_i, F) -> (n, N) logits, in input order; batches sorted by length."""
         self._check_fitted()
         if not scaled and self.scaler is not None:
@@ -249,7 +254,7 @@ class SequenceClassifier:
         if data.y is None:
             raise DataError(f"{data.source}: no labels to evaluate against")
         index = {c: i for i, c in enumerate(self.classes_)}
-        unknown = sorted({v for v in data.y if v not in index}, key=_label_key)
+        unknown = sorted_labels([v for v in data.y if v not in index])
         if unknown:
             raise DataError(
                 f"{data.source}: labels {unknown} were not seen in training (classes {self.classes_})"
@@ -288,7 +293,19 @@ class SequenceClassifier:
         runtime.configure(threads)
         files = load_model_dir(path, kind=KIND)
         config = config_from_dict(ClassifierConfig, files.config, files.path / "config.json")
-        self = cls(**{k: getattr(config, k) for k in ("hidden_size", "num_layers", "bidirectional", "cell", "dropout", "pooling")})
+        self = cls(
+            **{
+                k: getattr(config, k)
+                for k in (
+                    "hidden_size",
+                    "num_layers",
+                    "bidirectional",
+                    "cell",
+                    "dropout",
+                    "pooling",
+                )
+            }
+        )
         self.config = config
         self.net = ClassifierNet(config)
         load_weights(self.net, files)
@@ -296,19 +313,13 @@ class SequenceClassifier:
         pre = files.preprocessing
         classes = pre.get("classes")
         if not isinstance(classes, list) or len(classes) != config.num_outputs:
-            raise _artifact_error(files.path, f"classes: expected {config.num_outputs} names, got {classes!r}")
+            raise _artifact_error(
+                files.path, f"classes: expected {config.num_outputs} names, got {classes!r}"
+            )
         self.classes_ = classes
         self.scaler = StandardScaler.from_dict(pre["scaler"]) if pre.get("scaler") else None
         self.metrics = files.metrics.get("train", {})
         return self
-
-
-def _label_key(v):
-    """Sort labels numerically when they all look like numbers ("2" < "10")."""
-    try:
-        return (0, float(v), str(v))
-    except (TypeError, ValueError):
-        return (1, math.inf, str(v))
 
 
 def _artifact_error(path: Path, msg: str):

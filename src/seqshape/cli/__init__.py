@@ -48,9 +48,13 @@ def _kind_module(model_dir: Path):
 
 @app.command()
 def evaluate(
-    model_dir: Annotated[Path, typer.Argument(help="A model directory written by `seqshape train`.")],
+    model_dir: Annotated[
+        Path, typer.Argument(help="A model directory written by `seqshape train`.")
+    ],
     data: Annotated[Path, typer.Option("--data", help="Labelled data to evaluate on.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
     missing: Annotated[
         str, typer.Option("--missing", help="Missing values in the data: error|ffill|zero.")
     ] = "error",
@@ -67,7 +71,9 @@ def evaluate(
 
 @app.command()
 def predict(
-    model_dir: Annotated[Path, typer.Argument(help="A model directory written by `seqshape train`.")],
+    model_dir: Annotated[
+        Path, typer.Argument(help="A model directory written by `seqshape train`.")
+    ],
     data: Annotated[Path, typer.Option("--data", help="Sequences to predict (labels not needed).")],
     output: Annotated[Path, typer.Option("--output", help="CSV file to write.")],
     missing: Annotated[

@@ -30,27 +30,49 @@ from .common import (
 )
 
 CLASSIFY_KEYS = set(SHARED_KEYS) | {
-    "bidirectional", "pooling", "cell", "dropout", "patience", "val_fraction", "weight_decay",
+    "bidirectional",
+    "pooling",
+    "cell",
+    "dropout",
+    "patience",
+    "val_fraction",
+    "weight_decay",
 }
 
 
 @train_app.command("classify")
 def train_classify(
-    train: Annotated[Path, typer.Option("--train", help="Training sequences: .ts or long CSV (optionally .gz).")],
+    train: Annotated[
+        Path, typer.Option("--train", help="Training sequences: .ts or long CSV (optionally .gz).")
+    ],
     out: Out,
-    val: Annotated[Path | None, typer.Option("--val", help="Validation sequences (default: a stratified 10% of --train).")] = None,
-    test: Annotated[Path | None, typer.Option("--test", help="Test sequences, evaluated once after training.")] = None,
+    val: Annotated[
+        Path | None,
+        typer.Option("--val", help="Validation sequences (default: a stratified 10% of --train)."),
+    ] = None,
+    test: Annotated[
+        Path | None, typer.Option("--test", help="Test sequences, evaluated once after training.")
+    ] = None,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     lr: Lr = None,
     seed: Seed = None,
     hidden: Hidden = None,
     layers: Layers = None,
-    bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--unidirectional", help="Bidirectional encoder (D=2).")] = None,
-    pooling: Annotated[str | None, typer.Option("--pooling", help="Sequence summary: last | mean | attention.")] = None,
+    bidirectional: Annotated[
+        bool | None,
+        typer.Option("--bidirectional/--unidirectional", help="Bidirectional encoder (D=2)."),
+    ] = None,
+    pooling: Annotated[
+        str | None, typer.Option("--pooling", help="Sequence summary: last | mean | attention.")
+    ] = None,
     cell: Annotated[str | None, typer.Option("--cell", help="Recurrent cell: lstm | gru.")] = None,
-    dropout: Annotated[float | None, typer.Option("--dropout", help="Dropout between layers and before the head.")] = None,
-    missing: Annotated[str, typer.Option("--missing", help="Missing values: error | ffill | zero.")] = "error",
+    dropout: Annotated[
+        float | None, typer.Option("--dropout", help="Dropout between layers and before the head.")
+    ] = None,
+    missing: Annotated[
+        str, typer.Option("--missing", help="Missing values: error | ffill | zero.")
+    ] = "error",
     config: ConfigFile = None,
     threads: Threads = None,
     progress: Progress = True,
@@ -59,10 +81,21 @@ def train_classify(
     from ..api.classifier import SequenceClassifier
     from ..data.sequences import read_sequences
 
-    opts = merge_opts(config, dict(
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, hidden=hidden, layers=layers,
-        bidirectional=bidirectional, pooling=pooling, cell=cell, dropout=dropout,
-    ))
+    opts = merge_opts(
+        config,
+        dict(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            hidden=hidden,
+            layers=layers,
+            bidirectional=bidirectional,
+            pooling=pooling,
+            cell=cell,
+            dropout=dropout,
+        ),
+    )
     train_set = read_sequences(train, missing=missing)
     val_set = read_sequences(val, missing=missing) if val else None
     test_set = read_sequences(test, missing=missing) if test else None
@@ -101,7 +134,9 @@ def train_and_save(clf, train_set, val_set, test_set, out: Path) -> dict:
     if "test" in result:
         t = result["test"]
         confusion_matrix_png(
-            t["confusion_matrix"], t["classes"], out / "confusion_matrix.png",
+            t["confusion_matrix"],
+            t["classes"],
+            out / "confusion_matrix.png",
             title=f"test accuracy {t['accuracy']:.3f} (n={t['n']})",
         )
     return result
@@ -136,7 +171,9 @@ def print_report(result: dict) -> None:
     console.print(per)
 
 
-def predict(model_dir: Path, data: Path, output: Path, *, missing: str = "error", threads=None) -> int:
+def predict(
+    model_dir: Path, data: Path, output: Path, *, missing: str = "error", threads=None
+) -> int:
     from ..api.classifier import SequenceClassifier
     from ..data.sequences import read_sequences
 
@@ -172,8 +209,10 @@ def demo(
     from ..api.classifier import SequenceClassifier
 
     console = Console(stderr=True)
-    console.print("[bold]seqshape demo[/]: many-to-one classification on JapaneseVowels "
-                  "(UEA/UCI; 270 train / 370 test sequences, 12 features, lengths 7-29, 9 speakers)")
+    console.print(
+        "[bold]seqshape demo[/]: many-to-one classification on JapaneseVowels "
+        "(UEA/UCI; 270 train / 370 test sequences, 12 features, lengths 7-29, 9 speakers)"
+    )
     train_set = datasets.load_japanese_vowels("train")
     test_set = datasets.load_japanese_vowels("test")
     kw = {"epochs": epochs} if epochs else {}

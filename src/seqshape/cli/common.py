@@ -19,7 +19,9 @@ Out = Annotated[Path, typer.Option("--out", help="Model directory to write (repl
 Epochs = Annotated[int | None, typer.Option("--epochs", help="Maximum training epochs.")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Sequences per batch.")]
 Lr = Annotated[float | None, typer.Option("--lr", help="AdamW learning rate.")]
-Seed = Annotated[int | None, typer.Option("--seed", help="Random seed (training is deterministic on CPU).")]
+Seed = Annotated[
+    int | None, typer.Option("--seed", help="Random seed (training is deterministic on CPU).")
+]
 Hidden = Annotated[int | None, typer.Option("--hidden", help="LSTM hidden size H.")]
 Layers = Annotated[int | None, typer.Option("--layers", help="Stacked LSTM layers L.")]
 ConfigFile = Annotated[
@@ -38,7 +40,9 @@ Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a
 SHARED_KEYS = ("epochs", "batch_size", "lr", "seed", "hidden", "layers")
 
 
-def merge_config(config_path: Path | None, cli: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
+def merge_config(
+    config_path: Path | None, cli: dict[str, Any], allowed: set[str]
+) -> dict[str, Any]:
     """Values from --config FILE.toml, overridden by flags given on the command line (not None)."""
     merged: dict[str, Any] = {}
     if config_path is not None:

@@ -1,9 +1,9 @@
 """Many-to-one: a variable-length sequence (T, F) -> one class (N logits) or one value vector (O).
 
-    x (B, T, F), lengths (B,)
-      -> SequenceEncoder: outputs (B, T, D·H) zero on padding, last (B, D·H) at each true end
-      -> pooling: last | mean over valid steps | attention over valid steps -> (B, D·H)
-      -> head: Linear(D·H, N) -> logits (B, N)      (regression: (B, O))
+x (B, T, F), lengths (B,)
+  -> SequenceEncoder: outputs (B, T, D·H) zero on padding, last (B, D·H) at each true end
+  -> pooling: last | mean over valid steps | attention over valid steps -> (B, D·H)
+  -> head: Linear(D·H, N) -> logits (B, N)      (regression: (B, O))
 """
 
 from __future__ import annotations
@@ -35,11 +35,15 @@ class ClassifierConfig:
         if self.task not in ("classification", "regression"):
             raise ConfigError(f"task: expected 'classification' or 'regression', got {self.task!r}")
         if self.pooling not in POOLINGS:
-            raise ConfigError(f"pooling: expected one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+            raise ConfigError(
+                f"pooling: expected one of {', '.join(POOLINGS)}, got {self.pooling!r}"
+            )
         minimum = 2 if self.task == "classification" else 1
         if not isinstance(self.num_outputs, int) or self.num_outputs < minimum:
             what = "classes" if self.task == "classification" else "outputs"
-            raise ConfigError(f"num_outputs: expected at least {minimum} {what}, got {self.num_outputs!r}")
+            raise ConfigError(
+                f"num_outputs: expected at least {minimum} {what}, got {self.num_outputs!r}"
+            )
         self.encoder_config()  # validates the encoder fields
 
     def encoder_config(self) -> EncoderConfig:

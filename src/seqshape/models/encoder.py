@@ -124,7 +124,9 @@ class SequenceEncoder(nn.Module):
 
     def init_state(self, batch_size: int, device=None, dtype=torch.float32) -> State:
         c = self.config
-        z = torch.zeros(c.num_layers * c.directions, batch_size, c.hidden_size, device=device, dtype=dtype)
+        z = torch.zeros(
+            c.num_layers * c.directions, batch_size, c.hidden_size, device=device, dtype=dtype
+        )
         return (z, z.clone()) if self.is_lstm else (z,)
 
     def choose_path(self, x: Tensor, lengths: Tensor, need_state: bool) -> str:
@@ -163,7 +165,9 @@ class SequenceEncoder(nn.Module):
         if state is not None:
             for i, s in enumerate(state):
                 check_shape(
-                    s, "LD B H", name=f"state[{i}]",
+                    s,
+                    "LD B H",
+                    name=f"state[{i}]",
                     known={"LD": cfg.num_layers * cfg.directions, "B": B, "H": cfg.hidden_size},
                 )
         mask = lengths_to_mask(lengths, T)

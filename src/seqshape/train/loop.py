@@ -130,10 +130,14 @@ def fit(
                         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                     opt.step()
                     n = int(batch.x.shape[0])
-                    total += float(loss) * n
+                    total += float(loss.detach()) * n
                     count += n
                     bar.update(task, advance=1, info=f"epoch {epoch} loss {total / count:.4f}")
-                row = {"epoch": epoch, "train_loss": total / max(count, 1), "lr": opt.param_groups[0]["lr"]}
+                row = {
+                    "epoch": epoch,
+                    "train_loss": total / max(count, 1),
+                    "lr": opt.param_groups[0]["lr"],
+                }
                 if validate is not None:
                     model.eval()
                     with torch.no_grad():
