@@ -1,0 +1,339 @@
+"""Forecasting: N past steps -> the next K steps, any K at inference.
+
+One recurrent core reads the history and then keeps going into the future:
+
+    step input  x_t = [y_t (O), p_t (Cp), f_{t+1} (Cf)]     target, past covariates, known covariates
+                                                           of the step being predicted
+    history     x_0 .. x_{N-1} (B, N, O+Cp+Cf) -> SequenceEncoder.forward -> state (h, c), out_{N-1}
+    head        out_t (B, H) -> distribution parameters of z_{t+1} = [y_{t+1}, p_{t+1}] (B, O+Cp, P)
+    strategy "autoregressive" (default): the predicted z_{t+1} (mean / median / a sample) is fed back
+                as the next *input of the LSTM* with the carried (h, c): K steps = K cell steps
+                (SequenceEncoder.step, the same weights). Past covariates are forecast too, so they
+                can be fed back; known covariates come from the caller.
+    strategy "direct": one head maps [out_{N-1}, f_{N+1..N+K}] to all K steps at once (K fixed).
+
+Teacher forcing in training runs the same core over [history, true future] in one pass; step-by-step
+decoding fed the same true values gives the same numbers (tested ≤1e-5).
+
+Heads (``loss``): "mse" (P=1, the point), "gaussian" (mean, std), "student_t" (mean, scale, df),
+"quantile" (one output per quantile, pinball loss). Shapes use the legend: B batch, N lookback,
+K horizon, O targets, Cp past covariates, Cf known-future covariates, H hidden, L layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as Fn
+
+from ..errors import ConfigError, ShapeError
+from ..shapes import check_shape
+from .encoder import EncoderConfig, SequenceEncoder, State
+
+LOSSES = ("mse", "gaussian", "student_t", "quantile")
+STRATEGIES = ("autoregressive", "direct")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForecasterConfig:
+    n_targets: int  # O
+    n_past: int = 0  # Cp
+    n_future: int = 0  # Cf
+    lookback: int  # N used in training (inference accepts any history >= 1 step)
+    horizon: int  # K used in training (autoregressive: any K at inference)
+    hidden_size: int = 64
+    num_layers: int = 2
+    dropout: float = 0.0
+    cell: str = "lstm"
+    strategy: str = "autoregressive"
+    loss: str = "mse"
+    quantiles: tuple[float, ...] = field(default=(0.1, 0.5, 0.9))
+
+    def __post_init__(self) -> None:
+        for name in ("n_targets", "lookback", "horizon"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name}: expected a positive integer, got {v!r}")
+        for name in ("n_past", "n_future"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                raise ConfigError(f"{name}: expected an integer >= 0, got {v!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"strategy: expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss: expected one of {', '.join(LOSSES)}, got {self.loss!r}")
+        object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
+        if self.loss == "quantile":
+            qs = self.quantiles
+            if not qs or any(not 0 < q < 1 for q in qs) or list(qs) != sorted(set(qs)):
+                raise ConfigError(
+                    f"quantiles: expected increasing values in (0, 1), got {list(qs)}"
+                )
+        self.encoder_config()
+
+    @property
+    def n_fed(self) -> int:
+        """Values predicted and fed back per step: targets + past covariates (O + Cp)."""
+        return self.n_targets + self.n_past
+
+    @property
+    def input_size(self) -> int:
+        return self.n_targets + self.n_past + self.n_future
+
+    @property
+    def n_params(self) -> int:
+        """Distribution parameters per predicted value (P)."""
+        return {"mse": 1, "gaussian": 2, "student_t": 3, "quantile": len(self.quantiles)}[self.loss]
+
+    def encoder_config(self) -> EncoderConfig:
+        return EncoderConfig(
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+            cell=self.cell,
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["quantiles"] = list(self.quantiles)
+        return d
+
+
+class ForecasterNet(nn.Module):
+    """See the module docstring. All tensors batch-first and already scaled."""
+
+    def __init__(self, config: ForecasterConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = SequenceEncoder(config.encoder_config())
+        H, Z, P = config.hidden_size, config.n_fed, config.n_params
+        if config.strategy == "autoregressive":
+            self.head = nn.Linear(H, Z * P)
+        else:
+            self.head = nn.Linear(H + config.horizon * config.n_future, config.horizon * Z * P)
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def step_inputs(self, z: Tensor, f_next: Tensor | None) -> Tensor:
+        """(B, ..., O+Cp) values and (B, ..., Cf) next-step known covariates -> LSTM inputs."""
+        if self.config.n_future == 0:
+            return z
+        # (B, ..., O+Cp) ++ (B, ..., Cf) -> (B, ..., O+Cp+Cf)
+        return torch.cat([z, f_next], dim=-1)
+
+    def _check(self, history: Tensor, future_cov: Tensor | None, k: int) -> None:
+        c = self.config
+        dims = check_shape(history, "B N Z", name="history", known={"Z": c.n_fed})
+        if dims["N"] < 1:
+            raise ShapeError("history: expected at least 1 step, got 0")
+        if c.n_future:
+            if future_cov is None:
+                raise ShapeError(
+                    f"future_cov: expected (B, N+K, Cf={c.n_future}) known covariates, got None"
+                )
+            check_shape(
+                future_cov,
+                "B NK C",
+                name="future_cov",
+                known={"B": dims["B"], "NK": dims["N"] + k, "C": c.n_future},
+            )
+
+    # -- heads ----------------------------------------------------------------------------------
+    def params(self, out: Tensor) -> Tensor:
+        """(B, ..., H) -> (B, ..., O+Cp, P) distribution parameters (std/scale/df made positive)."""
+        return self._to_params(self.head(out))
+
+    def _to_params(self, raw: Tensor) -> Tensor:
+        c = self.config
+        # (B, ..., Z·P) -> (B, ..., Z, P)
+        p = raw.view(*raw.shape[:-1], c.n_fed, c.n_params)
+        if c.loss in ("gaussian", "student_t"):
+            scale = Fn.softplus(p[..., 1:2]) + 1e-4
+            rest = [p[..., :1], scale]
+            if c.loss == "student_t":
+                rest.append(Fn.softplus(p[..., 2:3]) + 2.0)  # df > 2: finite variance
+            p = torch.cat(rest, dim=-1)
+        elif c.loss == "quantile":
+            # sorted along P: quantiles never cross
+            p = torch.sort(p, dim=-1).values
+        return p
+
+    def point(self, p: Tensor) -> Tensor:
+        """(..., Z, P) parameters -> (..., Z) point forecast (mean, or the median quantile)."""
+        c = self.config
+        if c.loss == "quantile":
+            qs = torch.tensor(c.quantiles)
+            return p[..., int(torch.argmin((qs - 0.5).abs()))]
+        return p[..., 0]
+
+    def sample(self, p: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(..., Z, P) -> (..., Z) one draw from the predicted distribution."""
+        c = self.config
+        if c.loss == "gaussian":
+            eps = torch.randn(p.shape[:-1], generator=generator, dtype=p.dtype)
+            return p[..., 0] + p[..., 1] * eps
+        if c.loss == "student_t":
+            # a t draw is a normal draw scaled by sqrt(df / chi2(df)); chi2 from the global RNG
+            z = torch.randn(p.shape[:-1], generator=generator, dtype=p.dtype)
+            chi2 = torch.distributions.Chi2(p[..., 2]).sample()
+            return p[..., 0] + p[..., 1] * z * torch.sqrt(p[..., 2] / chi2)
+        if c.loss == "quantile":
+            # inverse-CDF draw by linear interpolation between the predicted quantiles
+            u = torch.rand(p.shape[:-1], generator=generator, dtype=p.dtype)
+            qs = torch.tensor(c.quantiles, dtype=p.dtype)
+            idx = (
+                torch.searchsorted(qs, u.reshape(-1).contiguous())
+                .clamp(1, len(qs) - 1)
+                .view(u.shape)
+            )
+            lo_q, hi_q = qs[idx - 1], qs[idx]
+            lo = p.gather(-1, (idx - 1).unsqueeze(-1)).squeeze(-1)
+            hi = p.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
+            w = ((u - lo_q) / (hi_q - lo_q)).clamp(0, 1)
+            return lo + w * (hi - lo)
+        return p[..., 0]
+
+    # -- training -------------------------------------------------------------------------------
+    def forward(
+        self,
+        history: Tensor,
+        future: Tensor,
+        future_cov: Tensor | None = None,
+        *,
+        sampling_ratio: float = 0.0,
+    ) -> Tensor:
+        """Teacher-forced training pass -> (B, K, O+Cp, P) parameters of the K future steps.
+
+        ``history`` (B, N, O+Cp) and ``future`` (B, K, O+Cp) are true values; ``future_cov``
+        (B, N+K, Cf) the known covariates of every step. With ``sampling_ratio`` > 0 (scheduled
+        sampling) each decoder step feeds back the model's own point forecast with that probability.
+        """
+        c = self.config
+        K = future.shape[1]
+        self._check(history, future_cov, K)
+        check_shape(future, "B K Z", name="future", known={"B": history.shape[0], "Z": c.n_fed})
+        N = history.shape[1]
+        if c.strategy == "direct":
+            return self._direct(history, future_cov, K)
+        if sampling_ratio <= 0:
+            # inputs x_0..x_{N+K-2}: true values, each with the next step's known covariates
+            z = torch.cat([history, future[:, :-1]], dim=1)
+            f_next = future_cov[:, 1 : N + K] if c.n_future else None
+            # (B, N+K-1, O+Cp+Cf) -> outputs (B, N+K-1, H); the last K predict the future
+            enc = self.encoder(self.step_inputs(z, f_next))
+            return self.params(enc.outputs[:, N - 1 :])
+        enc = self.encoder(
+            self.step_inputs(history, future_cov[:, 1 : N + 1] if c.n_future else None)
+        )
+        state, out = enc.state, enc.outputs[:, -1]
+        params = []
+        for k in range(K):
+            p = self.params(out)
+            params.append(p)
+            if k == K - 1:
+                break
+            use_pred = torch.rand(history.shape[0], 1) < sampling_ratio
+            z_next = torch.where(use_pred, self.point(p).detach(), future[:, k])
+            f_next = future_cov[:, N + k + 1] if c.n_future else None
+            out, state = self.encoder.step(self.step_inputs(z_next, f_next), state)
+        # K x (B, Z, P) -> (B, K, Z, P)
+        return torch.stack(params, dim=1)
+
+    def _direct(self, history: Tensor, future_cov: Tensor | None, K: int) -> Tensor:
+        c = self.config
+        if K != c.horizon:
+            raise ShapeError(
+                f"K: the direct strategy emits exactly K={c.horizon} steps (its training horizon), "
+                f"got {K}; train with --strategy autoregressive for any K"
+            )
+        B, N = history.shape[0], history.shape[1]
+        f_next = future_cov[:, 1 : N + 1] if c.n_future else None
+        enc = self.encoder(self.step_inputs(history, f_next))
+        feats = [enc.outputs[:, -1]]
+        if c.n_future:
+            # (B, K, Cf) -> (B, K·Cf): the known covariates of every future step
+            feats.append(future_cov[:, N : N + K].reshape(B, -1))
+        raw = self.head(torch.cat(feats, dim=-1))
+        # (B, K·Z·P) -> (B, K, Z·P) -> (B, K, Z, P) via the shared positivity transforms
+        return self._to_params(raw.view(B, K, c.n_fed * c.n_params))
+
+    # -- inference ------------------------------------------------------------------------------
+    def encode(self, history: Tensor, future_cov: Tensor | None = None) -> tuple[Tensor, State]:
+        """Read the history -> (out (B, H) predicting step N, carried state)."""
+        c = self.config
+        N = history.shape[1]
+        f_next = future_cov[:, 1 : N + 1] if c.n_future else None
+        enc = self.encoder(self.step_inputs(history, f_next))
+        return enc.outputs[:, -1], enc.state
+
+    def forecast(
+        self,
+        history: Tensor,
+        k: int,
+        future_cov: Tensor | None = None,
+        *,
+        samples: int = 0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Forecast ``k`` steps -> (B, K, O+Cp, P) parameters; with ``samples`` > 0 -> (S, B, K, O+Cp)
+        sample paths, each step's draw fed back through the LSTM.
+
+        ``history`` (B, N, O+Cp) any N >= 1; ``future_cov`` (B, N+K, Cf) when Cf > 0. The
+        autoregressive path costs one encoder pass plus K-1 cell steps.
+        """
+        if not isinstance(k, int) or k < 1:
+            raise ShapeError(f"K: expected a horizon >= 1, got {k!r}")
+        self._check(history, future_cov, k)
+        c = self.config
+        if c.strategy == "direct":
+            if samples:
+                raise ConfigError("samples: sample paths need the autoregressive strategy")
+            return self._direct(history, future_cov, k)
+        B, N = history.shape[0], history.shape[1]
+        if samples:
+            # (B, ...) -> (S·B, ...): every path carries its own state
+            history = history.repeat(samples, 1, 1)
+            future_cov = future_cov.repeat(samples, 1, 1) if future_cov is not None else None
+        out, state = self.encode(history, future_cov)
+        params, draws = [], []
+        for j in range(k):
+            p = self.params(out)
+            params.append(p)
+            z = self.sample(p, generator) if samples else self.point(p)
+            draws.append(z)
+            if j == k - 1:
+                break
+            f_next = future_cov[:, N + j + 1] if c.n_future else None
+            out, state = self.encoder.step(self.step_inputs(z, f_next), state)
+        if samples:
+            # K x (S·B, Z) -> (S·B, K, Z) -> (S, B, K, Z)
+            return torch.stack(draws, dim=1).view(samples, B, k, c.n_fed)
+        # K x (B, Z, P) -> (B, K, Z, P)
+        return torch.stack(params, dim=1)
+
+
+def forecast_loss(params: Tensor, target: Tensor, config: ForecasterConfig) -> Tensor:
+    """Mean loss of (B, K, Z, P) parameters against (B, K, Z) true values (scaled units)."""
+    loss = config.loss
+    if loss == "mse":
+        return Fn.mse_loss(params[..., 0], target)
+    if loss == "gaussian":
+        return Fn.gaussian_nll_loss(params[..., 0], target, params[..., 1] ** 2, full=True)
+    if loss == "student_t":
+        loc, scale, df = params[..., 0], params[..., 1], params[..., 2]
+        return -torch.distributions.StudentT(df, loc, scale).log_prob(target).mean()
+    qs = torch.tensor(config.quantiles, dtype=params.dtype)
+    # (B, K, Z, 1) - (B, K, Z, Q) -> pinball loss averaged over everything
+    diff = target.unsqueeze(-1) - params
+    return torch.maximum(qs * diff, (qs - 1) * diff).mean()
+
+
+def gaussian_interval(params: Tensor, level: float) -> tuple[Tensor, Tensor]:
+    """Central interval of a Gaussian head at ``level`` (e.g. 0.8) -> (lower, upper)."""
+    z = math.sqrt(2) * torch.erfinv(torch.tensor(level))
+    return params[..., 0] - z * params[..., 1], params[..., 0] + z * params[..., 1]
