@@ -61,7 +61,7 @@ def main() -> None:
 
     # seqshape: one epoch of its own loop (no validation, no scaling: the same work as the floor)
     clf = SequenceClassifier(
-        hidden_size=args.hidden,
+        hidden_size=args.hidden, bidirectional=False, dropout=0.0,
         epochs=1,
         batch_size=args.batch,
         val_fraction=0.0,
