@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -38,6 +39,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-packed", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3, help="epochs per contender (median reported)")
     ap.add_argument("--no-flush", action="store_true", help="leave denormal flushing off")
     args = ap.parse_args()
 
@@ -57,11 +59,12 @@ def main() -> None:
     lengths = rng.integers(args.min_len, args.max_len + 1, size=args.n)
     X = [rng.standard_normal((n, F)).astype(np.float32) for n in lengths]
     y = rng.integers(0, N, size=args.n)
-    results: dict[str, float] = {}
 
     # seqshape: one epoch of its own loop (no validation, no scaling: the same work as the floor)
     clf = SequenceClassifier(
-        hidden_size=args.hidden, bidirectional=False, dropout=0.0,
+        hidden_size=args.hidden,
+        bidirectional=False,
+        dropout=0.0,
         epochs=1,
         batch_size=args.batch,
         val_fraction=0.0,
@@ -70,9 +73,11 @@ def main() -> None:
         patience=0,
     )
     clf.fit(X[: args.batch], [str(v) for v in y[: args.batch] % 2])  # warm-up
-    t = time.perf_counter()
-    clf.fit(X, [str(v) for v in y])
-    results["seqshape"] = time.perf_counter() - t
+
+    def seqshape_epoch() -> float:
+        t = time.perf_counter()
+        clf.fit(X, [str(v) for v in y])
+        return time.perf_counter() - t
 
     def hand_loop(sampler, packed: bool) -> float:
         torch.manual_seed(0)
@@ -105,8 +110,17 @@ def main() -> None:
             step(b)
         return time.perf_counter() - t0
 
-    results["floor_bucketed"] = hand_loop(BucketBatchSampler(lengths, args.batch, seed=1), False)
-    results["floor_batchmax"] = hand_loop(RandomBatchSampler(lengths, args.batch, seed=1), False)
+    # seqshape and the floor alternate, `--repeats` times each; the median of each is reported
+    runs: dict[str, list[float]] = {"seqshape": [], "floor_bucketed": [], "floor_batchmax": []}
+    for _ in range(args.repeats):
+        runs["seqshape"].append(seqshape_epoch())
+        runs["floor_bucketed"].append(
+            hand_loop(BucketBatchSampler(lengths, args.batch, seed=1), False)
+        )
+        runs["floor_batchmax"].append(
+            hand_loop(RandomBatchSampler(lengths, args.batch, seed=1), False)
+        )
+    results = {k: statistics.median(v) for k, v in runs.items()}
     if not args.skip_packed:
         results["packed"] = hand_loop(RandomBatchSampler(lengths, args.batch, seed=1), True)
 
@@ -141,6 +155,7 @@ def main() -> None:
                 "bench": "classify_epoch",
                 "args": vars(args),
                 "seconds": results,
+                "all_seconds": runs,
                 "ratios": ratios,
                 "steps_ratio": {"bucketed": 1 + waste_bucket, "random": 1 + waste_random},
                 "machine": machine,
