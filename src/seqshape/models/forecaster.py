@@ -51,8 +51,11 @@ class ForecasterConfig:
     strategy: str = "autoregressive"
     loss: str = "mse"
     quantiles: tuple[float, ...] = field(default=(0.1, 0.5, 0.9))
+    window_norm: str = "none"  # "last": subtract each window's last history value, add it back after
 
     def __post_init__(self) -> None:
+        if self.window_norm not in ("none", "last", "mean"):
+            raise ConfigError(f"window_norm: expected none|last|mean, got {self.window_norm!r}")
         for name in ("n_targets", "lookback", "horizon"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -218,6 +221,31 @@ class ForecasterNet(nn.Module):
         self._check(history, future_cov, K)
         check_shape(future, "B K Z", name="future", known={"B": history.shape[0], "Z": c.n_fed})
         N = history.shape[1]
+        offset = self.offset(history)
+        history, future = history - offset, future - offset
+        return self.unshift(self._forward(history, future, future_cov, sampling_ratio), offset)
+
+    def offset(self, history: Tensor) -> Tensor:
+        """(B, N, Z) -> (B, 1, Z): the per-window level removed before the LSTM (window_norm)."""
+        if self.config.window_norm == "last":
+            return history[:, -1:]
+        if self.config.window_norm == "mean":
+            return history.mean(dim=1, keepdim=True)
+        return torch.zeros_like(history[:, :1])
+
+    def unshift(self, params: Tensor, offset: Tensor) -> Tensor:
+        """Add the window level back to the location parameters of (B, K, Z, P)."""
+        if self.config.window_norm == "none":
+            return params
+        # (B, 1, Z) -> (B, 1, Z, 1)
+        off = offset.unsqueeze(-1)
+        if self.config.loss == "quantile" or self.config.loss == "mse":
+            return params + off
+        return torch.cat([params[..., :1] + off, params[..., 1:]], dim=-1)
+
+    def _forward(self, history, future, future_cov, sampling_ratio):
+        c = self.config
+        N, K = history.shape[1], future.shape[1]
         if c.strategy == "direct":
             return self._direct(history, future_cov, K)
         if sampling_ratio <= 0:
@@ -290,10 +318,12 @@ class ForecasterNet(nn.Module):
             raise ShapeError(f"K: expected a horizon >= 1, got {k!r}")
         self._check(history, future_cov, k)
         c = self.config
+        offset = self.offset(history)
+        history = history - offset
         if c.strategy == "direct":
             if samples:
                 raise ConfigError("samples: sample paths need the autoregressive strategy")
-            return self._direct(history, future_cov, k)
+            return self.unshift(self._direct(history, future_cov, k), offset)
         B, N = history.shape[0], history.shape[1]
         if samples:
             # (B, ...) -> (S·B, ...): every path carries its own state
@@ -311,10 +341,10 @@ class ForecasterNet(nn.Module):
             f_next = future_cov[:, N + j + 1] if c.n_future else None
             out, state = self.encoder.step(self.step_inputs(z, f_next), state)
         if samples:
-            # K x (S·B, Z) -> (S·B, K, Z) -> (S, B, K, Z)
-            return torch.stack(draws, dim=1).view(samples, B, k, c.n_fed)
+            # K x (S·B, Z) -> (S·B, K, Z) -> (S, B, K, Z), back at the window's level
+            return torch.stack(draws, dim=1).view(samples, B, k, c.n_fed) + offset.unsqueeze(0)
         # K x (B, Z, P) -> (B, K, Z, P)
-        return torch.stack(params, dim=1)
+        return self.unshift(torch.stack(params, dim=1), offset)
 
 
 def forecast_loss(params: Tensor, target: Tensor, config: ForecasterConfig) -> Tensor:

@@ -1,0 +1,460 @@
+"""`Forecaster`: N past steps -> any K future steps, for one series or many (a global model).
+
+    fc = Forecaster(lookback=96, horizon=24).fit(series)           # series: list of SeriesData
+    out = fc.forecast(history_target, k=48, future_cov=...)         # original units
+    fc.save("model/"); Forecaster.load("model/")
+
+A series is given as arrays: ``target`` (T, O), optional ``past_cov`` (T, Cp) (observed, not known
+ahead) and ``future_cov`` (T, Cf) (known ahead, e.g. calendar features). Scaling is fitted per series
+on the training part only (or globally), and every output is inverse-transformed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__, runtime
+from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
+from ..batching import Batch
+from ..errors import ConfigError, DataError, ShapeError
+from ..models.forecaster import ForecasterConfig, ForecasterNet, forecast_loss
+from ..train.loop import TrainConfig, TrainResult, fit
+
+KIND = "forecaster"
+
+
+@dataclass
+class SeriesData:
+    """One series' arrays, all with the same number of rows T."""
+
+    target: np.ndarray  # (T, O)
+    past_cov: np.ndarray | None = None  # (T, Cp)
+    future_cov: np.ndarray | None = None  # (T, Cf)
+    name: str = "series"
+    timestamps: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.target = _as_2d(self.target, f"{self.name}.target")
+        T = len(self.target)
+        for attr in ("past_cov", "future_cov"):
+            v = getattr(self, attr)
+            if v is None:
+                setattr(self, attr, np.zeros((T, 0), np.float32))
+            else:
+                v = _as_2d(v, f"{self.name}.{attr}")
+                if len(v) != T:
+                    raise ShapeError(f"{self.name}.{attr}: expected {T} rows like the target, got {len(v)}")
+                setattr(self, attr, v)
+
+    @property
+    def z(self) -> np.ndarray:
+        """(T, O+Cp): the values the model predicts and feeds back."""
+        return np.concatenate([self.target, self.past_cov], axis=1)
+
+
+def _as_2d(a, name: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise ShapeError(f"{name}: expected (T, O) or (T,), got {a.shape}")
+    if not np.isfinite(a).all():
+        i = int(np.argwhere(~np.isfinite(a))[0][0])
+        raise DataError(f"{name}: row {i} holds NaN or inf")
+    return a
+
+
+@dataclass
+class Scaling:
+    """Per-series (or global) mean/std of z = [target, past_cov] and of the known covariates."""
+
+    z_mean: np.ndarray  # (S, O+Cp)
+    z_std: np.ndarray
+    f_mean: np.ndarray  # (S, Cf)
+    f_std: np.ndarray
+    global_: bool = False
+
+    @classmethod
+    def fit(cls, series: list[SeriesData], ends: list[int], global_: bool) -> Scaling:
+        zs = [s.z[:e] for s, e in zip(series, ends)]
+        fs = [s.future_cov[:e] for s, e in zip(series, ends)]
+        if global_:
+            zs, fs = [np.concatenate(zs)], [np.concatenate(fs)]
+        stat = lambda arrs, f: np.stack([f(a, axis=0) for a in arrs]).astype(np.float32)  # noqa: E731
+        z_std = stat(zs, np.std)
+        f_std = stat(fs, np.std)
+        return cls(
+            z_mean=stat(zs, np.mean),
+            z_std=np.where(z_std > 1e-8, z_std, 1.0).astype(np.float32),
+            f_mean=stat(fs, np.mean),
+            f_std=np.where(f_std > 1e-8, f_std, 1.0).astype(np.float32),
+            global_=global_,
+        )
+
+    def row(self, i: int) -> int:
+        return 0 if self.global_ else i
+
+    def to_dict(self) -> dict:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scaling:
+        arr = lambda k: np.asarray(d[k], dtype=np.float32)  # noqa: E731
+        return cls(arr("z_mean"), arr("z_std"), arr("f_mean"), arr("f_std"), bool(d["global_"]))
+
+
+@dataclass
+class Windows:
+    """Index arrays of (series, start) windows: history rows [start, start+N), future [start+N, +K)."""
+
+    series: np.ndarray
+    start: np.ndarray
+    lookback: int
+    horizon: int
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+def make_windows(lengths_lo_hi: list[tuple[int, int]], lookback: int, horizon: int, stride: int = 1) -> Windows:
+    """Windows whose forecast rows lie in [lo, hi) of each series (history may start before lo)."""
+    ser, st = [], []
+    for i, (lo, hi) in enumerate(lengths_lo_hi):
+        first = max(lo - lookback, 0)
+        last = hi - lookback - horizon
+        if last < first:
+            continue
+        starts = np.arange(first, last + 1, stride)
+        ser.append(np.full(len(starts), i))
+        st.append(starts)
+    if not st:
+        return Windows(np.zeros(0, np.int64), np.zeros(0, np.int64), lookback, horizon)
+    return Windows(np.concatenate(ser), np.concatenate(st), lookback, horizon)
+
+
+class Forecaster:
+    """An LSTM forecaster, autoregressive through the LSTM by default (see models/forecaster.py)."""
+
+    def __init__(
+        self,
+        *,
+        lookback: int = 48,
+        horizon: int = 24,
+        strategy: str = "autoregressive",
+        loss: str = "mse",
+        quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        cell: str = "lstm",
+        window_norm: str = "last",
+        epochs: int = 20,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        patience: int = 5,
+        seed: int = 0,
+        sampling_ratio: float = 0.0,
+        stride: int = 1,
+        max_windows_per_epoch: int | None = None,
+        global_scaling: bool = False,
+        threads: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.options = dict(
+            lookback=lookback, horizon=horizon, strategy=strategy, loss=loss,
+            quantiles=tuple(quantiles), hidden_size=hidden_size, num_layers=num_layers,
+            dropout=dropout, cell=cell, window_norm=window_norm,
+        )
+        self.train_config = TrainConfig(
+            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            patience=patience, lr_patience=max(1, patience // 2), seed=seed,
+        )
+        if not 0.0 <= sampling_ratio <= 1.0:
+            raise ConfigError(f"sampling_ratio: expected a value in [0, 1], got {sampling_ratio!r}")
+        self.sampling_ratio = sampling_ratio
+        self.stride = stride
+        self.max_windows_per_epoch = max_windows_per_epoch
+        self.global_scaling = global_scaling
+        self.threads = threads
+        self.progress = progress
+        self.config: ForecasterConfig | None = None
+        self.net: ForecasterNet | None = None
+        self.scaling: Scaling | None = None
+        self.series_names: list[str] = []
+        self.metrics: dict = {}
+        self.train_result: TrainResult | None = None
+        self.meta: dict = {}
+
+    # -- tensors from windows -------------------------------------------------------------------
+    def _scaled(self, series: list[SeriesData], rows: list[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Scale each series with its own statistics (``rows``: which fitted series each one is)."""
+        rows = list(range(len(series))) if rows is None else rows
+        out = []
+        for i, s in zip(rows, series):
+            r = self.scaling.row(i)
+            z = (s.z - self.scaling.z_mean[r]) / self.scaling.z_std[r]
+            f = (s.future_cov - self.scaling.f_mean[r]) / self.scaling.f_std[r]
+            out.append((z.astype(np.float32), f.astype(np.float32)))
+        return out
+
+    @staticmethod
+    def _gather(scaled, win: Windows, idx: np.ndarray, k: int | None = None):
+        """Window indices -> history (B, N, Z), future (B, K, Z), cov (B, N+K, Cf) tensors."""
+        N = win.lookback
+        K = win.horizon if k is None else k
+        hist, fut, cov = [], [], []
+        for j in idx:
+            z, f = scaled[win.series[j]]
+            s = win.start[j]
+            hist.append(z[s : s + N])
+            fut.append(z[s + N : s + N + K])
+            cov.append(f[s : s + N + K])
+        t = lambda a: torch.from_numpy(np.stack(a))  # noqa: E731
+        return t(hist), t(fut), t(cov)
+
+    # -- training -------------------------------------------------------------------------------
+    def fit(self, series: list[SeriesData] | SeriesData, *, train_end=None, val_end=None, log_path=None):
+        """Train on rows [0, train_end) of each series; validate on windows forecasting [train_end, val_end).
+
+        ``train_end``/``val_end`` are row counts (int for all series, or one per series); default: the
+        last 20% of each series validates, nothing is held out for test (split before calling).
+        """
+        runtime.configure(self.threads)
+        if isinstance(series, SeriesData):
+            series = [series]
+        if not series:
+            raise DataError("series: expected at least one series, got none")
+        O, Cp, Cf = series[0].target.shape[1], series[0].past_cov.shape[1], series[0].future_cov.shape[1]
+        for s in series:
+            if (s.target.shape[1], s.past_cov.shape[1], s.future_cov.shape[1]) != (O, Cp, Cf):
+                raise ShapeError(
+                    f"{s.name}: expected (O={O}, Cp={Cp}, Cf={Cf}) columns like {series[0].name}, got "
+                    f"({s.target.shape[1]}, {s.past_cov.shape[1]}, {s.future_cov.shape[1]})"
+                )
+        lens = [len(s.target) for s in series]
+        tr = _per_series(train_end, lens, default=[int(0.8 * n) for n in lens], name="train_end")
+        va = _per_series(val_end, lens, default=lens, name="val_end")
+        N, K = self.options["lookback"], self.options["horizon"]
+        for s, e in zip(series, tr):
+            if e < N + K:
+                raise DataError(
+                    f"{s.name}: the training part has {e} rows; lookback {N} + horizon {K} = {N + K} "
+                    f"rows are needed for one training window"
+                )
+        self.series_names = [s.name for s in series]
+        self.scaling = Scaling.fit(series, tr, self.global_scaling)
+        scaled = self._scaled(series)
+        train_w = make_windows([(0, e) for e in tr], N, K, self.stride)
+        val_w = make_windows(list(zip(tr, va)), N, K, max(self.stride, 1))
+        torch.manual_seed(self.train_config.seed)
+        self.config = ForecasterConfig(n_targets=O, n_past=Cp, n_future=Cf, **self.options)
+        self.net = ForecasterNet(self.config)
+        tc = self.train_config
+        if len(val_w) == 0:
+            tc = replace(tc, monitor="train_loss")
+        per_epoch = len(train_w)
+        if self.max_windows_per_epoch:
+            per_epoch = min(per_epoch, self.max_windows_per_epoch)
+        n_batches = max(1, -(-per_epoch // tc.batch_size))
+        ratio = self.sampling_ratio
+        cfg = self.config
+
+        def batches(epoch: int):
+            rng = np.random.default_rng(tc.seed + 7919 * epoch)
+            order = rng.permutation(len(train_w))[:per_epoch]
+            for b in range(n_batches):
+                idx = order[b * tc.batch_size : (b + 1) * tc.batch_size]
+                hist, fut, cov = self._gather(scaled, train_w, idx)
+                yield Batch(x=hist, lengths=torch.full((len(idx),), N), mask=torch.ones(len(idx), N, dtype=torch.bool),
+                            y=fut, extra={"cov": cov})
+
+        def loss_fn(net, batch):
+            p = net(batch.x, batch.y, batch.extra["cov"] if cfg.n_future else None, sampling_ratio=ratio)
+            return forecast_loss(p, batch.y, cfg)
+
+        def validate(net):
+            mse = self._scaled_mse(net, scaled, val_w)
+            return {"val_mse": mse}
+
+        self.train_result = fit(
+            self.net, train_batches=batches, n_batches=n_batches, loss_fn=loss_fn,
+            validate=validate if len(val_w) else None,
+            config=replace(tc, monitor="val_mse" if len(val_w) else "train_loss"),
+            progress=self.progress, log_path=Path(log_path) if log_path else None, description="forecast",
+        )
+        r = self.train_result
+        self.metrics = {
+            "best_epoch": r.best_epoch, "best_val_mse": r.best_metric, "epochs_run": len(r.history),
+            "train_seconds": round(r.seconds, 3), "n_train_windows": len(train_w), "n_val_windows": len(val_w),
+        }
+        return self
+
+    def _scaled_mse(self, net, scaled, win: Windows, batch_size: int = 512) -> float:
+        total, count = 0.0, 0
+        for b in range(0, len(win), batch_size):
+            idx = np.arange(b, min(b + batch_size, len(win)))
+            hist, fut, cov = self._gather(scaled, win, idx)
+            pred = net.point(net.forecast(hist, win.horizon, cov if self.config.n_future else None))
+            total += float(((pred - fut) ** 2)[..., : self.config.n_targets].sum())
+            count += int(fut[..., : self.config.n_targets].numel())
+        return total / max(count, 1)
+
+    # -- inference ------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.net is None:
+            raise ConfigError("this Forecaster is not fitted yet: call fit() or load()")
+
+    def predict_windows(self, series: list[SeriesData], win: Windows, k: int | None = None,
+                        batch_size: int = 256, scaled_units: bool = False) -> dict[str, np.ndarray]:
+        """Forecast every window -> {"point": (W, K, O), "truth": (W, K, O), "history": ...} arrays."""
+        self._check_fitted()
+        k = win.horizon if k is None else k
+        scaled = self._scaled(series)
+        O = self.config.n_targets
+        points, truths, params_all = [], [], []
+        self.net.eval()
+        with torch.no_grad():
+            for b in range(0, len(win), batch_size):
+                idx = np.arange(b, min(b + batch_size, len(win)))
+                hist, fut, cov = self._gather(scaled, win, idx, k)
+                p = self.net.forecast(hist, k, cov if self.config.n_future else None)
+                points.append(self.net.point(p)[..., :O].numpy())
+                truths.append(fut[..., :O].numpy())
+                params_all.append(p[..., :O, :].numpy())
+        point = np.concatenate(points) if points else np.zeros((0, k, O), np.float32)
+        truth = np.concatenate(truths) if truths else np.zeros((0, k, O), np.float32)
+        params = np.concatenate(params_all) if params_all else np.zeros((0, k, O, self.config.n_params))
+        if not scaled_units:
+            point, truth, params = self._unscale(point, win.series), self._unscale(truth, win.series), \
+                self._unscale_params(params, win.series)
+        return {"point": point, "truth": truth, "params": params}
+
+    def _unscale(self, a: np.ndarray, series_idx: np.ndarray) -> np.ndarray:
+        O = self.config.n_targets
+        rows = np.array([self.scaling.row(int(i)) for i in series_idx], dtype=np.int64)
+        mean = self.scaling.z_mean[rows][:, None, :O]
+        std = self.scaling.z_std[rows][:, None, :O]
+        return a * std + mean
+
+    def _unscale_params(self, p: np.ndarray, series_idx: np.ndarray) -> np.ndarray:
+        O = self.config.n_targets
+        rows = np.array([self.scaling.row(int(i)) for i in series_idx], dtype=np.int64)
+        mean = self.scaling.z_mean[rows][:, None, :O, None]
+        std = self.scaling.z_std[rows][:, None, :O, None]
+        out = p.copy()
+        if self.config.loss in ("mse", "quantile"):
+            return out * std + mean
+        out[..., 0:1] = p[..., 0:1] * std + mean
+        out[..., 1:2] = p[..., 1:2] * std
+        return out
+
+    def forecast(self, history: SeriesData, k: int, *, series_index: int = 0,
+                 future_cov: np.ndarray | None = None, samples: int = 0, seed: int = 0) -> dict:
+        """Forecast ``k`` steps after the end of ``history`` (original units).
+
+        ``future_cov`` (K, Cf) are the known covariates of the K future rows (required when Cf > 0).
+        Returns {"point": (K, O)} plus "quantiles" {q: (K, O)} for a quantile head, "std" for a
+        Gaussian head, and "samples" (S, K, O) sample paths when ``samples`` > 0.
+        """
+        self._check_fitted()
+        c = self.config
+        N = len(history.target)
+        if N < 1:
+            raise DataError(f"{history.name}: expected at least 1 history row, got 0")
+        if c.n_future:
+            if future_cov is None:
+                raise DataError(f"future_cov: this model uses {c.n_future} known covariates; give their K={k} future rows")
+            future_cov = _as_2d(future_cov, "future_cov")
+            if future_cov.shape != (k, c.n_future):
+                raise ShapeError(f"future_cov: expected (K={k}, Cf={c.n_future}), got {future_cov.shape}")
+        else:
+            future_cov = np.zeros((k, 0), np.float32)
+        full = SeriesData(
+            target=np.concatenate([history.target, np.zeros((k, c.n_targets), np.float32)]),
+            past_cov=np.concatenate([history.past_cov, np.zeros((k, c.n_past), np.float32)]),
+            future_cov=np.concatenate([history.future_cov, future_cov]),
+            name=history.name,
+        )
+        if full.z.shape[1] != c.n_fed or full.future_cov.shape[1] != c.n_future:
+            raise ShapeError(
+                f"{history.name}: expected (O={c.n_targets}, Cp={c.n_past}, Cf={c.n_future}) columns, got "
+                f"({history.target.shape[1]}, {history.past_cov.shape[1]}, {history.future_cov.shape[1]})"
+            )
+        if not self.scaling.global_ and not 0 <= series_index < len(self.scaling.z_mean):
+            raise ConfigError(
+                f"series_index: expected 0..{len(self.scaling.z_mean) - 1} ({self.series_names}), got {series_index}"
+            )
+        scaled = self._scaled([full], rows=[series_index])
+        hist, _, cov = self._gather(scaled, Windows(np.array([0]), np.array([0]), N, k), np.array([0]), k)
+        win = Windows(np.array([series_index]), np.array([0]), N, k)
+        result: dict = {}
+        self.net.eval()
+        with torch.no_grad():
+            p = self.net.forecast(hist, k, cov if c.n_future else None)
+            params = self._unscale_params(p[..., : c.n_targets, :].numpy(), win.series)[0]
+            result["point"] = self._unscale(self.net.point(p)[..., : c.n_targets].numpy(), win.series)[0]
+            if c.loss == "quantile":
+                result["quantiles"] = {q: params[..., i] for i, q in enumerate(c.quantiles)}
+            if c.loss in ("gaussian", "student_t"):
+                result["std"] = params[..., 1]
+            if samples:
+                g = torch.Generator().manual_seed(seed)
+                torch.manual_seed(seed)
+                paths = self.net.forecast(hist, k, cov if c.n_future else None, samples=samples, generator=g)
+                paths = paths[:, 0, :, : c.n_targets].numpy()
+                result["samples"] = self._unscale(paths, np.full(samples, series_index))
+        return result
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:
+        self._check_fitted()
+        return save_model_dir(
+            path, kind=KIND, config=self.config.to_dict(), state_dict=self.net.state_dict(),
+            preprocessing={"scaling": self.scaling.to_dict(), "series_names": self.series_names, "meta": self.meta},
+            metrics={"seqshape_version": __version__, "train": self.metrics,
+                     "train_config": self.train_config.to_dict(), **(extra_metrics or {})},
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, *, threads: int | None = None) -> Forecaster:
+        runtime.configure(threads)
+        files = load_model_dir(path, kind=KIND)
+        cfgd = dict(files.config)
+        cfgd["quantiles"] = tuple(cfgd.get("quantiles", (0.1, 0.5, 0.9)))
+        config = config_from_dict(ForecasterConfig, cfgd, files.path / "config.json")
+        opts = {k: getattr(config, k) for k in ("lookback", "horizon", "strategy", "loss", "quantiles",
+                                                "hidden_size", "num_layers", "dropout", "cell", "window_norm")}
+        self = cls(**opts, threads=threads)
+        self.config = config
+        self.net = ForecasterNet(config)
+        load_weights(self.net, files)
+        self.net.eval()
+        pre = files.preprocessing
+        try:
+            self.scaling = Scaling.from_dict(pre["scaling"])
+        except (KeyError, TypeError, ValueError) as e:
+            from ..errors import ArtifactError
+
+            raise ArtifactError(f"{files.path / 'preprocessing.json'}: field 'scaling' is damaged ({e})") from None
+        self.series_names = list(pre.get("series_names", []))
+        self.meta = dict(pre.get("meta", {}))
+        self.metrics = files.metrics.get("train", {})
+        return self
+
+
+def _per_series(value, lens: list[int], *, default: list[int], name: str) -> list[int]:
+    if value is None:
+        return default
+    vals = [int(value)] * len(lens) if np.isscalar(value) else [int(v) for v in value]
+    if len(vals) != len(lens):
+        raise ConfigError(f"{name}: expected one value per series ({len(lens)}), got {len(vals)}")
+    for v, n in zip(vals, lens):
+        if not 0 < v <= n:
+            raise ConfigError(f"{name}: expected a row count in [1, {n}], got {v}")
+    return vals
