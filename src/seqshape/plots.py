@@ -56,3 +56,40 @@ def training_curve_png(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def forecast_png(hist_ts, hist, future_ts, result: dict, path: str | Path, names=None, tail: int = 200) -> Path:
+    """History (last ``tail`` points), the point forecast and, when present, its interval."""
+    hist = np.asarray(hist)
+    names = names or [f"y{j}" for j in range(hist.shape[1])]
+    n = hist.shape[1]
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.8 * n), dpi=110, squeeze=False)
+    for j in range(n):
+        ax = axes[j, 0]
+        ax.plot(hist_ts[-tail:], hist[-tail:, j], color="black", lw=1, label="history")
+        ax.plot(future_ts, result["point"][:, j], color="tab:blue", lw=1.5, label="forecast")
+        lo = hi = None
+        if "quantiles" in result and len(result["quantiles"]) >= 2:
+            qs = sorted(result["quantiles"])
+            lo, hi = result["quantiles"][qs[0]][:, j], result["quantiles"][qs[-1]][:, j]
+            label = f"q{qs[0]:g}-q{qs[-1]:g}"
+        elif "samples" in result:
+            lo = np.quantile(result["samples"][:, :, j], 0.1, axis=0)
+            hi = np.quantile(result["samples"][:, :, j], 0.9, axis=0)
+            label = "10-90% of sample paths"
+        elif "std" in result:
+            lo = result["point"][:, j] - 1.2816 * result["std"][:, j]
+            hi = result["point"][:, j] + 1.2816 * result["std"][:, j]
+            label = "80% Gaussian interval"
+        if lo is not None:
+            ax.fill_between(future_ts, lo, hi, color="tab:blue", alpha=0.2, label=label)
+        ax.set_title(names[j], fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

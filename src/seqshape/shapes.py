@@ -40,13 +40,24 @@ def describe(spec: str, known: Mapping[str, int] | None = None) -> str:
     return "(" + ", ".join(parts) + ")"
 
 
+TIME_LETTERS = ("T", "S", "U", "K", "N")
+
+
 def _hint(spec: list[str], shape: tuple[int, ...], known: Mapping[str, int]) -> str:
-    # A missing batch axis: one sequence (T, F) where (B, T, F) was expected.
+    """The likely cause of a mismatch, or "" (missing batch axis, missing feature axis, swapped
+    time and feature axes)."""
     if len(shape) == len(spec) - 1 and spec[0] == "B":
+        # A missing batch axis: one sequence (T, F) where (B, T, F) was expected.
         rest = spec[1:]
         if all(known.get(s) in (None, n) for s, n in zip(rest, shape)):
-            return " — a single sequence without its batch axis? add one with x[None]"
-    if len(shape) == len(spec) == 3 and spec[1] in ("T", "S", "U"):
+            what = "sequence" if any(s in TIME_LETTERS for s in rest) else "sample"
+            return f" — a single {what} without its batch axis? add one with x[None]"
+        # A univariate batch (B, T) where (B, T, F=1) was expected.
+        if known.get(spec[-1]) == 1 and all(
+            known.get(s) in (None, n) for s, n in zip(spec[:-1], shape)
+        ):
+            return " — a univariate batch needs its feature axis: x[..., None]"
+    if len(shape) == len(spec) == 3 and spec[1] in TIME_LETTERS:
         feat = spec[2]
         if feat in known and shape[1] == known[feat] and shape[2] != known[feat]:
             return " — is the time axis second? (batch-first: (B, T, F))"
@@ -85,8 +96,10 @@ def check_shape(
 def check_feature_counts(arrays: Sequence[Any], *, name: str, features: int | None = None) -> int:
     """Check a list of (T_i, F) arrays has one feature count; return it.
 
-    Names the first offending index: ``X[17]: expected (T, F=12), got (20, 11)``.
+    Names the first offending index: ``X[17]: expected (T, F=12), got (20, 11)``; when ``features``
+    is not given, the first array fixes it and the hint says so (mixed feature counts).
     """
+    inferred = features is None
     if len(arrays) == 0:
         raise ShapeError(f"{name}: expected at least one sequence, got an empty list")
     for i, a in enumerate(arrays):
@@ -102,9 +115,33 @@ def check_feature_counts(arrays: Sequence[Any], *, name: str, features: int | No
         if features is None:
             features = shape[1]
         elif shape[1] != features:
-            hint = ""
             if shape[0] == features and shape[1] != features:
                 hint = " — is it (F, T)? transpose it"
+            elif inferred:
+                hint = (
+                    f" — mixed feature counts: {name}[0] has {features}, {name}[{i}] has {shape[1]}"
+                )
+            else:
+                hint = ""
             raise ShapeError(f"{name}[{i}]: expected (T, F={features}), got {shape}{hint}")
     assert features is not None
     return features
+
+
+def check_set_features(
+    source: str, *, expected: int, got: int, lengths: Sequence[int], what: str = "the model's F"
+) -> None:
+    """Raise ShapeError when a data set's feature count is not the expected one.
+
+    ``source: expected 12 features per step (the model's F), got 20``, with a hint when every
+    sequence has exactly ``expected`` steps (time and features swapped in the file).
+    """
+    if got == expected:
+        return
+    hint = ""
+    if len(lengths) and all(int(n) == expected for n in lengths):
+        hint = (
+            f" — every sequence has {expected} steps of {got} values: are time and features "
+            "swapped?"
+        )
+    raise ShapeError(f"{source}: expected {expected} features per step ({what}), got {got}{hint}")

@@ -110,11 +110,24 @@ class SequenceClassifier:
         self.train_result: TrainResult | None = None
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, X, y=None, *, X_val=None, y_val=None, log_path: str | Path | None = None):
+    def fit(
+        self,
+        X,
+        y=None,
+        *,
+        X_val=None,
+        y_val=None,
+        log_path: str | Path | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+    ):
         """Train on ``X`` (list of (T_i, F) arrays or a SequenceSet) and labels ``y``.
 
         Without ``X_val`` a stratified ``val_fraction`` of the training data is held out for early
-        stopping (never the test set).
+        stopping (never the test set). ``checkpoint_dir``: write a checkpoint there after every
+        epoch (and every ``checkpoint_every`` steps); ``resume``: continue from it, with the same
+        data and options, to the same weights as an uninterrupted run (see train.loop.fit).
         """
         runtime.configure(self.threads)
         train = _as_set(X, y)
@@ -177,6 +190,9 @@ class SequenceClassifier:
             progress=self.progress,
             log_path=Path(log_path) if log_path else None,
             description="classify",
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
         )
         r = self.train_result
         self.metrics = {
@@ -267,6 +283,17 @@ class SequenceClassifier:
 
     def score(self, X, y=None) -> float:
         return self.evaluate(X, y)["accuracy"]
+
+    def explain(self, example_batch=None, **sizes):
+        """Each stage of a real forward pass: name, shape in legend letters, parameters, meaning.
+
+        ``example_batch``: a list of (T_i, F) arrays (scaled like `predict`), or None for a dummy
+        batch (``lengths=[20, 7, 13]`` makes a mixed one). See `seqshape.explain.explain`.
+        """
+        from ..explain import explain
+
+        self._check_fitted()
+        return explain(self, example_batch, **sizes)
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:

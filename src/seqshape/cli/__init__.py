@@ -8,6 +8,7 @@ are registered here.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import SeqshapeError
+from ..errors import ConfigError, SeqshapeError
 
 app = typer.Typer(
     name="seqshape",
@@ -33,6 +34,10 @@ app.add_typer(train_app, name="train")
 # kind recorded in config.json -> the CLI module that evaluates/predicts with it
 KIND_MODULES: dict[str, str] = {
     "classifier": "seqshape.cli.classify",
+    "forecaster": "seqshape.cli.forecast",
+    "seq2seq": "seqshape.cli.seq2seq",
+    "tagger": "seqshape.cli.seq2seq",
+    "generator": "seqshape.cli.seq2seq",
 }
 
 
@@ -59,10 +64,21 @@ def evaluate(
         str, typer.Option("--missing", help="Missing values in the data: error|ffill|zero.")
     ] = "error",
     threads: Annotated[int | None, typer.Option("--threads", help="Compute threads.")] = None,
+    beam: Annotated[
+        int | None,
+        typer.Option("--beam", help="Beam size for token decoders (seq2seq, generator)."),
+    ] = None,
+    horizons: Annotated[
+        str | None,
+        typer.Option("--horizons", help="Forecasters: horizons K to backtest, e.g. 24,48,168."),
+    ] = None,
 ) -> None:
     """Evaluate a trained model on labelled data (metrics as a table, or JSON with --json)."""
     mod = _kind_module(model_dir)
-    result = mod.evaluate(model_dir, data, missing=missing, threads=threads)
+    opts = {"beam": beam} if beam is not None else {}
+    if horizons is not None:
+        opts["horizons"] = horizons
+    result = mod.evaluate(model_dir, data, missing=missing, threads=threads, **opts)
     if as_json:
         typer.echo(json.dumps(result, allow_nan=False))
     else:
@@ -80,15 +96,39 @@ def predict(
         str, typer.Option("--missing", help="Missing values in the data: error|ffill|zero.")
     ] = "error",
     threads: Annotated[int | None, typer.Option("--threads", help="Compute threads.")] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="torch | onnx (runs DIR/model.onnx, written by `seqshape export DIR`).",
+        ),
+    ] = "torch",
 ) -> None:
     """Predict one row per sequence and write a CSV (id, prediction, per-class probabilities)."""
+    if backend not in ("torch", "onnx"):
+        raise ConfigError(f"--backend: expected torch or onnx, got {backend!r}")
     mod = _kind_module(model_dir)
-    n = mod.predict(model_dir, data, output, missing=missing, threads=threads)
+    opts = {}
+    if backend != "torch":
+        if "backend" not in inspect.signature(mod.predict).parameters:
+            raise ConfigError(
+                f"--backend {backend}: not available for this model kind ({model_dir}); "
+                "use --backend torch"
+            )
+        opts["backend"] = backend
+    n = mod.predict(model_dir, data, output, missing=missing, threads=threads, **opts)
     typer.echo(f"wrote {n} predictions to {output}", err=True)
 
 
 def _register() -> None:
-    from . import classify  # noqa: F401  (registers `train classify` and `demo`)
+    from . import (
+        classify,  # noqa: F401  (registers `train classify` and `demo`)
+        explain,  # noqa: F401  (registers `explain`)
+        export,  # noqa: F401  (registers `export`)
+        forecast,  # noqa: F401  (registers `train forecast`, `forecast`)
+        seq2seq,  # noqa: F401  (registers `train seq2seq|tag|generate`, `translate`)
+        serve,  # noqa: F401  (registers `serve`)
+    )
 
 
 _register()

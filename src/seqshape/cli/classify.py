@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from . import app, train_app
 from .common import (
     SHARED_KEYS,
     BatchSize,
+    CheckpointEvery,
     ConfigFile,
     Epochs,
     Hidden,
@@ -25,8 +28,10 @@ from .common import (
     Lr,
     Out,
     Progress,
+    Resume,
     Seed,
     Threads,
+    checkpoint_dir,
 )
 
 CLASSIFY_KEYS = set(SHARED_KEYS) | {
@@ -76,10 +81,17 @@ def train_classify(
     config: ConfigFile = None,
     threads: Threads = None,
     progress: Progress = True,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
 ) -> None:
-    """Train a many-to-one classifier: (T, F) sequences of any lengths -> one of N classes."""
+    """Train a many-to-one classifier: (T, F) sequences of any lengths -> one of N classes.
+
+    A checkpoint is written to OUT.ckpt/ after every epoch (and every --checkpoint-every steps);
+    --resume continues a killed run from it. It is removed once the model directory is written.
+    """
     from ..api.classifier import SequenceClassifier
     from ..data.sequences import read_sequences
+    from ..train.checkpoint import checkpoint_path
 
     opts = merge_opts(
         config,
@@ -100,7 +112,21 @@ def train_classify(
     val_set = read_sequences(val, missing=missing) if val else None
     test_set = read_sequences(test, missing=missing) if test else None
     clf = SequenceClassifier(progress=progress, threads=threads, **opts)
-    result = train_and_save(clf, train_set, val_set, test_set, out)
+    ckpt = checkpoint_dir(out)
+    if resume and not checkpoint_path(ckpt).exists():
+        typer.echo(f"no checkpoint in {ckpt}: training from the start", err=True)
+    elif not resume and checkpoint_path(ckpt).exists():
+        typer.echo(
+            f"note: {ckpt} holds an earlier run's checkpoint; --resume continues it", err=True
+        )
+    checkpointing = dict(checkpoint_dir=ckpt, checkpoint_every=checkpoint_every, resume=resume)
+    result = train_and_save(clf, train_set, val_set, test_set, out, checkpointing=checkpointing)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    resumed = clf.train_result.resumed_from if clf.train_result else None
+    if resumed:
+        typer.echo(
+            f"resumed after epoch {resumed['epoch']} step {resumed['step']} from {ckpt}", err=True
+        )
     print_report(result["test"]) if "test" in result else None
     typer.echo(f"model written to {out}", err=True)
 
@@ -113,16 +139,29 @@ def merge_opts(config: Path | None, cli: dict) -> dict:
     return {renames.get(k, k): v for k, v in merged.items()}
 
 
-def train_and_save(clf, train_set, val_set, test_set, out: Path) -> dict:
-    """Fit, evaluate on the test set if given, and write the model directory with its plots."""
+def train_and_save(
+    clf, train_set, val_set, test_set, out: Path, *, checkpointing: dict | None = None
+) -> dict:
+    """Fit, evaluate on the test set if given, and write the model directory with its plots.
+
+    ``checkpointing``: checkpoint_dir / checkpoint_every / resume for ``clf.fit``; the training log
+    then lives in the checkpoint directory (a killed run leaves no stray temporary directory).
+    """
     from ..plots import confusion_matrix_png, training_curve_png
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.log-") as tmp:
+    checkpointing = checkpointing or {}
+    work_dir = checkpointing.get("checkpoint_dir")
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        work = contextlib.nullcontext(str(work_dir))
+    else:
+        work = tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.log-")
+    with work as tmp:
         log = Path(tmp) / "train_log.jsonl"
         t0 = time.perf_counter()
-        clf.fit(train_set, X_val=val_set, log_path=log)
+        clf.fit(train_set, X_val=val_set, log_path=log, **checkpointing)
         seconds = time.perf_counter() - t0
         result = {"train": clf.metrics, "train_seconds": round(seconds, 2)}
         if test_set is not None:
@@ -172,12 +211,22 @@ def print_report(result: dict) -> None:
 
 
 def predict(
-    model_dir: Path, data: Path, output: Path, *, missing: str = "error", threads=None
+    model_dir: Path,
+    data: Path,
+    output: Path,
+    *,
+    missing: str = "error",
+    threads=None,
+    backend: str = "torch",
 ) -> int:
-    from ..api.classifier import SequenceClassifier
     from ..data.sequences import read_sequences
 
-    clf = SequenceClassifier.load(model_dir, threads=threads)
+    if backend == "onnx":
+        clf = _onnx_classifier(Path(model_dir), threads)
+    else:
+        from ..api.classifier import SequenceClassifier
+
+        clf = SequenceClassifier.load(model_dir, threads=threads)
     seqs = read_sequences(data, missing=missing)
     proba = clf.predict_proba(seqs)
     output = Path(output)
@@ -194,6 +243,28 @@ def predict(
         Path(tmp).unlink(missing_ok=True)
         raise
     return len(seqs.ids)
+
+
+def _onnx_classifier(model_dir: Path, threads):
+    """DIR/model.onnx as an OnnxClassifier, refused if it was exported from other weights."""
+    from ..artifacts import load_model_dir
+    from ..errors import ArtifactError
+    from ..infer.onnx_runtime import OnnxClassifier, weights_digest
+
+    files = load_model_dir(model_dir, kind="classifier")
+    path = files.path / "model.onnx"
+    if not path.is_file():
+        raise ArtifactError(
+            f"{path}: missing; write it first with `seqshape export {model_dir} --format onnx`"
+        )
+    clf = OnnxClassifier(path, threads=threads)
+    source = clf.metadata.get("source", {}).get("weights_sha256")
+    if source != weights_digest(files.path / "model.safetensors"):
+        raise ArtifactError(
+            f"{path}: exported from other weights than {files.path / 'model.safetensors'}; "
+            f"export it again with `seqshape export {model_dir} --format onnx`"
+        )
+    return clf
 
 
 @app.command()

@@ -36,6 +36,33 @@ Threads = Annotated[
     int | None, typer.Option("--threads", help="Compute threads (default: the free cores).")
 ]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue an interrupted run from its checkpoint (OUT.ckpt/ beside --out) with the "
+        "same data and options; ends with the same weights as an uninterrupted run. Without a "
+        "checkpoint, training starts afresh.",
+    ),
+]
+CheckpointEvery = Annotated[
+    int | None,
+    typer.Option(
+        "--checkpoint-every",
+        help="Also checkpoint every N optimizer steps, not only at the end of each epoch.",
+    ),
+]
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """Where `seqshape train` keeps a run's checkpoint: OUT.ckpt/ beside the model directory.
+
+    It lives while training runs (or after it is killed or fails), and is removed once the model
+    directory is written.
+    """
+    out = Path(out)
+    return out.with_name(out.name + ".ckpt")
+
 
 SHARED_KEYS = ("epochs", "batch_size", "lr", "seed", "hidden", "layers")
 

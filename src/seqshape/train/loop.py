@@ -4,6 +4,15 @@ A mode hands it the model, a function that yields the batches of an epoch, a fun
 batch into a scalar loss (the model's forward + the mode's loss) and a validation function returning
 named metrics. The loop does AdamW, gradient clipping, learning-rate decay on plateaus, early stopping
 on the monitored validation metric with best-weights restore, a progress bar and a JSONL log.
+
+Crash safety: with a ``checkpoint_dir`` the loop writes a checkpoint (checkpoint.py: one
+safetensors file, no pickle, replaced atomically) at the end of every epoch and, with
+``checkpoint_every=N``, after every N optimizer steps. ``resume=True`` continues from it (weights,
+best weights, optimizer, scheduler, RNG states, position down to the batch, history, patience) and
+ends with the same weights, bit for bit on CPU, as a run that was never interrupted. That asks one
+thing of the mode: ``train_batches(epoch)`` yields the same batches for the same epoch in every
+process (shuffle from the seed and the epoch number, as BucketBatchSampler does, never from the
+global RNG), so that a run resumed mid-epoch can skip the batches it already did.
 """
 
 from __future__ import annotations
@@ -29,7 +38,14 @@ from rich.progress import (
 from torch import Tensor, nn
 
 from ..batching import Batch
-from ..errors import ConfigError, TrainingError
+from ..errors import ArtifactError, ConfigError, TrainingError
+from .checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,12 +84,82 @@ class TrainResult:
     best_metric: float | None = None
     seconds: float = 0.0
     stopped_early: bool = False
+    # where a resumed run picked up: {"epoch": E, "step": S} (S batches of epoch E were done)
+    resumed_from: dict | None = None
+
+
+@dataclass
+class _Position:
+    """Where the loop stands; saved in every checkpoint."""
+
+    epoch: int = 0  # the epoch in progress, or the last one finished
+    batches_done: int = 0  # batches of `epoch` done
+    epoch_done: bool = True  # `epoch` is complete (validated, scheduler stepped)
+    global_step: int = 0  # optimizer steps since the start of training
+    total: float = 0.0  # sum of loss * batch size over `epoch`'s batches done
+    count: int = 0  # sequences in `epoch`'s batches done
+    since_best: int = 0  # epochs without improvement of the monitored metric
 
 
 def _better(a: float, b: float | None, mode: str) -> bool:
     if b is None or math.isnan(b):
         return True
     return a < b if mode == "min" else a > b
+
+
+def _fingerprint(model: nn.Module, config: TrainConfig, n_batches: int) -> dict:
+    """What must not change between an interrupted run and its resumption."""
+    train_config = config.to_dict()
+    train_config.pop("epochs")  # a resumed run may train for more (or fewer) epochs
+    return {
+        "train_config": train_config,
+        "n_batches": n_batches,
+        "tensors": {name: list(t.shape) for name, t in model.state_dict().items()},
+    }
+
+
+def _check_resumable(saved: dict, now: dict, where: Path) -> None:
+    hint = "resume with the options of the interrupted run, or train afresh without resuming"
+    before = saved.get("fingerprint")
+    if not isinstance(before, dict):
+        raise ConfigError(f"{where}: the checkpoint has no fingerprint; {hint}")
+    for key, value in now["train_config"].items():
+        old = before.get("train_config", {}).get(key)
+        if old != value:
+            raise ConfigError(
+                f"{where}: the checkpoint was trained with {key}={old!r}, this run asks "
+                f"{key}={value!r}; {hint}"
+            )
+    if before.get("n_batches") != now["n_batches"]:
+        raise ConfigError(
+            f"{where}: the checkpoint has {before.get('n_batches')} batches per epoch, this run "
+            f"{now['n_batches']} (other data or batch size?); {hint}"
+        )
+    old_t, new_t = before.get("tensors", {}), now["tensors"]
+    for name in sorted(set(old_t) | set(new_t)):
+        if old_t.get(name) != new_t.get(name):
+            raise ConfigError(
+                f"{where}: model tensor {name}: the checkpoint has shape {old_t.get(name)}, this "
+                f"model {new_t.get(name)} (other model options?); {hint}"
+            )
+
+
+def _check_checkpoint_options(
+    checkpoint_dir: str | Path | None, checkpoint_every: int | None, resume: bool
+) -> Path | None:
+    if checkpoint_every is not None and (
+        isinstance(checkpoint_every, bool)
+        or not isinstance(checkpoint_every, int)
+        or checkpoint_every < 0
+    ):
+        raise ConfigError(
+            f"checkpoint_every: expected a positive number of steps (0 or None: off), "
+            f"got {checkpoint_every!r}"
+        )
+    if checkpoint_dir is None and (checkpoint_every or resume):
+        what = "resume" if resume else "checkpoint_every"
+        raise ConfigError(f"{what}: needs a checkpoint_dir to write checkpoints to")
+    return Path(checkpoint_dir) if checkpoint_dir is not None else None
 
 
 def fit(
@@ -87,8 +173,19 @@ def fit(
     progress: bool = True,
     log_path: Path | None = None,
     description: str = "training",
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train ``model`` in place; on return it holds the best weights seen on validation."""
+    """Train ``model`` in place; on return it holds the best weights seen on validation.
+
+    ``checkpoint_dir``: write a checkpoint there at the end of every epoch (and after every
+    ``checkpoint_every`` optimizer steps, counted over the whole run). ``resume``: continue from the
+    checkpoint in ``checkpoint_dir`` if there is one (else start afresh); the model, config and
+    number of batches must be those of the interrupted run (ConfigError otherwise). A NaN/inf loss or
+    gradient raises TrainingError naming the epoch and step, and leaves the last good checkpoint.
+    """
+    ckpt = _check_checkpoint_options(checkpoint_dir, checkpoint_every, resume)
     torch.manual_seed(config.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -96,9 +193,78 @@ def fit(
     )
     result = TrainResult()
     best_state = None
-    since_best = 0
+    pos = _Position()
+    prior_seconds = 0.0
+    pending_rng = None
+    fingerprint = _fingerprint(model, config, n_batches)
+    if resume:
+        saved = load_checkpoint(ckpt)
+        if saved is not None:
+            where = checkpoint_path(ckpt)
+            _check_resumable(saved, fingerprint, where)
+            try:
+                model.load_state_dict(saved["model"])
+                opt.load_state_dict(saved["optimizer"])
+                sched.load_state_dict(saved["scheduler"])
+                best_state = saved["best_state"]
+                pos = _Position(**saved["position"])
+                kept = saved["result"]
+                result = TrainResult(
+                    history=list(kept["history"]),
+                    best_epoch=kept["best_epoch"],
+                    best_metric=kept["best_metric"],
+                    stopped_early=kept["stopped_early"],
+                    resumed_from={"epoch": pos.epoch, "step": pos.batches_done},
+                )
+                prior_seconds = float(kept["seconds"])
+                pending_rng = saved["rng"]
+            except (KeyError, TypeError, ValueError, RuntimeError) as e:
+                raise ArtifactError(
+                    f"{where}: malformed checkpoint ({type(e).__name__}: {e})"
+                ) from None
+    last_saved = f"after epoch {pos.epoch} step {pos.batches_done}" if result.resumed_from else None
     start = time.perf_counter()
+
+    def elapsed() -> float:
+        return prior_seconds + time.perf_counter() - start
+
+    def kept_note() -> str:
+        if last_saved is None:
+            return "the weights before this step are kept"
+        return f"the last good checkpoint, {last_saved}, is kept in {ckpt}"
+
+    def save() -> None:
+        nonlocal last_saved
+        for name, p in model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingError(
+                    f"epoch {pos.epoch} step {pos.batches_done}: parameter {name} holds NaN or "
+                    f"inf; training stopped ({kept_note()}; lower --lr or check the data)"
+                )
+        state = {
+            "fingerprint": fingerprint,
+            "position": asdict(pos),
+            "result": {
+                "history": result.history,
+                "best_epoch": result.best_epoch,
+                "best_metric": result.best_metric,
+                "stopped_early": result.stopped_early,
+                "seconds": elapsed(),
+            },
+            "model": model.state_dict(),
+            "best_state": best_state,
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": rng_states(),
+        }
+        save_checkpoint(ckpt, state)
+        last_saved = f"after epoch {pos.epoch} step {pos.batches_done}"
+
     log = open(log_path, "w") if log_path is not None else None  # noqa: SIM115
+    if log is not None:
+        for row in result.history:  # a resumed run's log starts with the epochs already done
+            log.write(json.dumps(row) + "\n")
+        log.flush()
     console = Console(stderr=True)
     bar = Progress(
         TextColumn("[bold]{task.description}"),
@@ -111,31 +277,70 @@ def fit(
         disable=not progress,
         transient=False,
     )
+    first_epoch = pos.epoch + 1 if pos.epoch_done else pos.epoch
+    done_before = (first_epoch - 1) * n_batches + (0 if pos.epoch_done else pos.batches_done)
+    epochs = range(0) if result.stopped_early else range(first_epoch, config.epochs + 1)
     try:
         with bar:
-            task = bar.add_task(description, total=config.epochs * n_batches, info="")
-            for epoch in range(1, config.epochs + 1):
+            task = bar.add_task(
+                description, total=config.epochs * n_batches, completed=done_before, info=""
+            )
+            for epoch in epochs:
                 model.train()
-                total, count = 0.0, 0
-                for step, batch in enumerate(train_batches(epoch), start=1):
+                batches = iter(train_batches(epoch))
+                if pos.epoch_done:
+                    pos = _Position(
+                        epoch=epoch,
+                        epoch_done=False,
+                        global_step=pos.global_step,
+                        since_best=pos.since_best,
+                    )
+                else:  # resumed mid-epoch: the epoch's order is reproducible, skip what was done
+                    for skipped in range(pos.batches_done):
+                        if next(batches, None) is None:
+                            raise ConfigError(
+                                f"{checkpoint_path(ckpt)}: epoch {epoch} yields {skipped} "
+                                f"batches, the checkpoint did {pos.batches_done} of them"
+                            )
+                if pending_rng is not None:
+                    set_rng_states(pending_rng)
+                    pending_rng = None
+                for batch in batches:
+                    step = pos.batches_done + 1
                     loss = loss_fn(model, batch)
                     if not torch.isfinite(loss):
                         raise TrainingError(
-                            f"epoch {epoch} step {step}: the loss is {float(loss)}; training stopped "
-                            f"(the last good weights are kept; lower --lr or check the data)"
+                            f"epoch {epoch} step {step}: the loss is {float(loss.detach())}; training "
+                            f"stopped ({kept_note()}; lower --lr or check the data)"
                         )
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     if config.grad_clip > 0:
-                        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                        norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                        if not torch.isfinite(norm):
+                            raise TrainingError(
+                                f"epoch {epoch} step {step}: the gradient norm is {float(norm)}; "
+                                f"training stopped ({kept_note()}; lower --lr or check the data)"
+                            )
                     opt.step()
                     n = int(batch.x.shape[0])
-                    total += float(loss.detach()) * n
-                    count += n
-                    bar.update(task, advance=1, info=f"epoch {epoch} loss {total / count:.4f}")
+                    pos.total += float(loss.detach()) * n
+                    pos.count += n
+                    pos.batches_done = step
+                    pos.global_step += 1
+                    bar.update(
+                        task, advance=1, info=f"epoch {epoch} loss {pos.total / pos.count:.4f}"
+                    )
+                    if (
+                        ckpt is not None
+                        and checkpoint_every
+                        and pos.global_step % checkpoint_every == 0
+                        and step < n_batches
+                    ):
+                        save()
                 row = {
                     "epoch": epoch,
-                    "train_loss": total / max(count, 1),
+                    "train_loss": pos.total / max(pos.count, 1),
                     "lr": opt.param_groups[0]["lr"],
                 }
                 if validate is not None:
@@ -147,7 +352,7 @@ def fit(
                         f"monitor: {config.monitor!r} is not a reported metric; have {sorted(row)}"
                     )
                 current = float(row[config.monitor])
-                row["seconds"] = round(time.perf_counter() - start, 3)
+                row["seconds"] = round(elapsed(), 3)
                 result.history.append(row)
                 if log is not None:
                     log.write(json.dumps(row) + "\n")
@@ -157,22 +362,28 @@ def fit(
                 )
                 bar.update(task, info=f"epoch {epoch} {info}")
                 sched.step(current)
+                pos.epoch_done = True
                 if _better(current, result.best_metric, config.monitor_mode):
                     result.best_metric = current
                     result.best_epoch = epoch
                     best_state = copy.deepcopy(model.state_dict())
-                    since_best = 0
+                    pos.since_best = 0
                 else:
-                    since_best += 1
-                    if config.patience and since_best >= config.patience:
+                    pos.since_best += 1
+                    if config.patience and pos.since_best >= config.patience:
                         result.stopped_early = True
-                        bar.update(task, completed=config.epochs * n_batches)
-                        break
+                if ckpt is not None:
+                    save()
+                if result.stopped_early:
+                    bar.update(task, completed=config.epochs * n_batches)
+                    break
     finally:
         if log is not None:
             log.close()
+    if pending_rng is not None:  # resumed a finished run: leave the RNGs as it left them
+        set_rng_states(pending_rng)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    result.seconds = time.perf_counter() - start
+    result.seconds = elapsed()
     return result

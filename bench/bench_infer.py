@@ -1,0 +1,155 @@
+"""Inference: eager torch against ONNX Runtime for the classifier, batch 1 and batch 256.
+
+    .venv/bin/python bench/bench_infer.py [--threads 1] [--data jv|long] [--calls 200]
+
+Model: SequenceClassifier's defaults (bidirectional LSTM, H=128, 1 layer, F=12, N=9) with random
+weights, saved as a model directory and exported with `export_onnx` (speed does not depend on what
+the weights mean). Data: the bundled JapaneseVowels test split (370 real sequences, T 7-29), or
+with ``--data long`` 512 random sequences with lengths uniform in [20, 400].
+
+Figures, per backend (median of repeated calls, one process, same thread count for both):
+  batch 1     one sequence per call, model only (torch: ClassifierNet under inference_mode;
+              onnx: InferenceSession.run) -> microseconds per call
+  batch 256   256 sequences padded to their longest, model only -> ms per call, sequences / s
+  predict     the whole data set through the public API (SequenceClassifier.predict_proba vs
+              OnnxClassifier.predict_proba: scaling, bucketing, padding included) -> ms
+and the largest |onnx - torch| difference of the logits (the export guarantees <= 1e-4).
+Forecasting (encoder + one decoder step) joins when the forecaster export exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def timed(fn, inputs: list) -> float:
+    """Median seconds of one call of ``fn`` per input, after two warm-up calls."""
+    fn(inputs[0])
+    fn(inputs[0])
+    out = []
+    for a in inputs:
+        t0 = time.perf_counter()
+        fn(a)
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data", choices=("jv", "long"), default="jv")
+    ap.add_argument("--calls", type=int, default=200, help="batch-1 calls (and 1/10 for batch 256)")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_flush_denormal(True)  # before the OpenMP workers start
+    torch.set_num_threads(args.threads)
+
+    from seqshape import datasets
+    from seqshape.api.classifier import SequenceClassifier
+    from seqshape.artifacts import save_model_dir
+    from seqshape.batching import collate
+    from seqshape.data.scaling import StandardScaler
+    from seqshape.infer.export import export_onnx
+    from seqshape.infer.onnx_runtime import OnnxClassifier
+    from seqshape.models.classifier import ClassifierConfig, ClassifierNet
+
+    if args.data == "jv":
+        X = datasets.load_japanese_vowels("test").X
+    else:
+        rng = np.random.default_rng(0)
+        X = [rng.standard_normal((n, 12)).astype(np.float32) for n in rng.integers(20, 401, 512)]
+    torch.manual_seed(0)
+    defaults = SequenceClassifier()
+    cfg = ClassifierConfig(input_size=12, num_outputs=9, **defaults.model_options)
+    net = ClassifierNet(cfg).eval()
+    scaler = StandardScaler().fit(X)
+    classes = [str(i) for i in range(1, 10)]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = save_model_dir(
+            Path(tmp) / "model",
+            kind="classifier",
+            config=cfg.to_dict(),
+            state_dict=net.state_dict(),
+            preprocessing={"classes": classes, "scaler": scaler.to_dict()},
+        )
+        path = export_onnx(model_dir)
+        onnx_clf = OnnxClassifier(path, threads=args.threads)
+        torch_clf = SequenceClassifier.load(model_dir, threads=args.threads)
+        session = onnx_clf.session
+        Xs = scaler.transform(X)
+
+        def torch_call(b):
+            with torch.inference_mode():
+                return net(b.x, b.lengths)
+
+        def onnx_call(b):
+            return session.run(["logits"], {"x": b.x.numpy(), "lengths": b.lengths.numpy()})[0]
+
+        rows: dict[str, dict[str, float]] = {"batch1_us": {}, "batch256_ms": {}}
+        # batch 1: one sequence per call, cycling through the data
+        singles = [collate([Xs[i % len(Xs)]]) for i in range(args.calls)]
+        # batch 256: the first 256 sequences, padded to their longest, called repeatedly
+        big = collate([Xs[i % len(Xs)] for i in range(256)])
+        bigs = [big] * max(5, args.calls // 10)
+        for name, call in (("torch", torch_call), ("onnx", onnx_call)):
+            rows["batch1_us"][name] = 1e6 * timed(call, singles)
+            rows["batch256_ms"][name] = 1e3 * timed(call, bigs)
+        # the public API over the whole data set
+        rows["predict_ms"] = {
+            "torch": 1e3 * timed(torch_clf.predict_proba, [X] * 5),
+            "onnx": 1e3 * timed(onnx_clf.predict_proba, [X] * 5),
+        }
+        diff = float(np.abs(torch_call(big).numpy() - onnx_call(big)).max())
+        proba_diff = float(np.abs(torch_clf.predict_proba(X) - onnx_clf.predict_proba(X)).max())
+
+    ratios = {k: v["torch"] / v["onnx"] for k, v in rows.items()}
+    print(f"classify ({args.data}, n={len(X)}, threads {args.threads})")
+    print(f"{'figure':<14} {'torch':>10} {'onnx':>10} {'torch/onnx':>11}")
+    for k, v in rows.items():
+        print(f"{k:<14} {v['torch']:10.1f} {v['onnx']:10.1f} {ratios[k]:11.2f}")
+    print(
+        f"batch 256 throughput: torch {256 / rows['batch256_ms']['torch'] * 1e3:.0f} seq/s, "
+        f"onnx {256 / rows['batch256_ms']['onnx'] * 1e3:.0f} seq/s"
+    )
+    print(f"max |onnx - torch|: logits {diff:.2g}, probabilities {proba_diff:.2g}")
+    machine = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "onnxruntime": __import__("onnxruntime").__version__,
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+        "platform": platform.platform(),
+    }
+    print(
+        json.dumps(
+            {
+                "bench": "infer",
+                "args": vars(args),
+                "model": cfg.to_dict(),
+                "figures": rows,
+                "torch_over_onnx": ratios,
+                "max_abs_diff": {"logits": diff, "proba": proba_diff},
+                "machine": machine,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

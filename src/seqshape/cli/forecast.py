@@ -1,0 +1,300 @@
+"""`seqshape train forecast`, the forecaster's evaluate (rolling-origin backtest + baselines), and
+`seqshape forecast`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import ConfigError, DataError
+from . import app, train_app
+from .common import SHARED_KEYS, BatchSize, ConfigFile, Epochs, Hidden, Layers, Lr, Out, Progress, Seed, Threads
+
+FORECAST_KEYS = set(SHARED_KEYS) | {
+    "lookback", "horizon", "strategy", "loss", "quantiles", "dropout", "cell", "patience",
+    "window_norm", "sampling_ratio", "max_windows_per_epoch", "stride",
+}
+
+
+def _cols(text: str | None) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
+
+def read_frame(path: Path, spec: dict):
+    """Read a wide or long CSV with the column roles recorded in ``spec``."""
+    from ..data.series import read_series_csv
+
+    fut = spec.get("future_covariates") or []
+    return read_series_csv(
+        path,
+        target=spec["target"],
+        past_covariates=spec.get("past_covariates") or [],
+        future_covariates="auto" if fut == "auto" else fut,
+        time_column=spec.get("time_column"),
+        series_column=spec.get("series_column"),
+        missing=spec.get("missing", "error"),
+    )
+
+
+def frame_to_series(frame) -> list:
+    from ..api.forecaster import SeriesData
+
+    return [
+        SeriesData(target=t, past_cov=p, future_cov=f, name=str(sid), timestamps=ts)
+        for sid, t, p, f, ts in zip(frame.series_ids, frame.target, frame.past_cov, frame.future_cov, frame.timestamps)
+    ]
+
+
+def split_bounds(frame, split: str | None, split_dates: str | None, ett: bool) -> tuple[list[int], list[int], list[int]]:
+    """Per series: (train_end, val_end, test_end) row counts, time-based."""
+    from ..data import series as S
+
+    lens = [len(t) for t in frame.target]
+    if ett:
+        tr, va, te = S.ett_split()
+        return [tr] * len(lens), [tr + va] * len(lens), [tr + va + te] * len(lens)
+    if split_dates:
+        dates = _cols(split_dates)
+        if len(dates) != 2:
+            raise ConfigError(f"--split-dates: expected two dates (validation start, test start), got {dates}")
+        tr, va = [], []
+        for ts in frame.timestamps:
+            d1, d2 = np.datetime64(dates[0]), np.datetime64(dates[1])
+            tr.append(int(np.searchsorted(ts, d1)))
+            va.append(int(np.searchsorted(ts, d2)))
+        return tr, va, lens
+    fr = [float(v) for v in _cols(split or "0.7,0.1,0.2")]
+    if len(fr) != 3 or abs(sum(fr) - 1.0) > 1e-6 or min(fr) < 0:
+        raise ConfigError(f"--split: expected three fractions summing to 1 (train,val,test), got {split!r}")
+    tr = [int(round(n * fr[0])) for n in lens]
+    va = [int(round(n * (fr[0] + fr[1]))) for n in lens]
+    return tr, va, lens
+
+
+@train_app.command("forecast")
+def train_forecast(
+    data: Annotated[Path, typer.Option("--data", help="Wide CSV (time column + value columns) or long CSV (series id + time + values).")],
+    target: Annotated[str, typer.Option("--target", help="Target column(s), comma-separated (O outputs).")],
+    out: Out,
+    lookback: Annotated[int | None, typer.Option("--lookback", help="History steps N the model reads (default 48).")] = None,
+    horizon: Annotated[int | None, typer.Option("--horizon", help="Training horizon K (autoregressive models forecast any K later).")] = None,
+    past_covariates: Annotated[str | None, typer.Option("--past-covariates", help="Observed covariate columns (forecast and fed back).")] = None,
+    future_covariates: Annotated[str | None, typer.Option("--future-covariates", help="Known-ahead covariate columns, or 'auto' for calendar features from the timestamps.")] = None,
+    time_column: Annotated[str | None, typer.Option("--time-column", help="Timestamp column (default: detected).")] = None,
+    series_column: Annotated[str | None, typer.Option("--series-column", help="Series id column of a long CSV.")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="autoregressive (default) | direct.")] = None,
+    loss: Annotated[str | None, typer.Option("--loss", help="mse | gaussian | student_t | quantile.")] = None,
+    quantiles: Annotated[str | None, typer.Option("--quantiles", help="Quantiles for --loss quantile, e.g. 0.1,0.5,0.9.")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Time-based train,val,test fractions (default 0.7,0.1,0.2).")] = None,
+    split_dates: Annotated[str | None, typer.Option("--split-dates", help="Validation start and test start dates, e.g. 2017-07-01,2017-11-01.")] = None,
+    ett_split: Annotated[bool, typer.Option("--ett-split", help="ETT convention: 12 months train, 4 validation, 4 test.")] = False,
+    missing: Annotated[str, typer.Option("--missing", help="Missing values: error | ffill.")] = "error",
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    seed: Seed = None,
+    hidden: Hidden = None,
+    layers: Layers = None,
+    config: ConfigFile = None,
+    threads: Threads = None,
+    progress: Progress = True,
+) -> None:
+    """Train a forecaster: N past steps -> K future steps; evaluates a backtest on the test split."""
+    from ..api.forecaster import Forecaster
+    from .common import merge_config
+
+    opts = merge_config(config, dict(
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, hidden=hidden, layers=layers,
+        lookback=lookback, horizon=horizon, strategy=strategy, loss=loss,
+        quantiles=tuple(float(q) for q in _cols(quantiles)) if quantiles else None,
+    ), FORECAST_KEYS)
+    renames = {"hidden": "hidden_size", "layers": "num_layers"}
+    opts = {renames.get(k, k): v for k, v in opts.items()}
+    if "quantiles" in opts:
+        opts["quantiles"] = tuple(opts["quantiles"])
+    spec = {
+        "target": _cols(target),
+        "past_covariates": _cols(past_covariates),
+        "future_covariates": "auto" if future_covariates == "auto" else _cols(future_covariates),
+        "time_column": time_column,
+        "series_column": series_column,
+        "missing": missing,
+    }
+    frame = read_frame(data, spec)
+    series = frame_to_series(frame)
+    tr, va, te = split_bounds(frame, split, split_dates, ett_split)
+    fc = Forecaster(progress=progress, threads=threads, **opts)
+    fc.meta = {"columns": spec, "split": {"train_end": tr, "val_end": va, "test_end": te, "rule": (
+        "ett" if ett_split else ("dates:" + split_dates if split_dates else "fractions:" + (split or "0.7,0.1,0.2")))},
+        "freq": getattr(frame, "freq", None), "future_cov_names": list(frame.future_cov_names)}
+    with tempfile.TemporaryDirectory(dir=Path(out).parent if Path(out).parent.exists() else None) as tmp:
+        log = Path(tmp) / "train_log.jsonl"
+        fc.fit(series, train_end=tr, val_end=va, log_path=log)
+        result = backtest(fc, series, tr, va, te, [fc.config.horizon])
+        fc.save(out, extra_metrics={"test": result})
+        os.replace(log, Path(out) / "train_log.jsonl")
+    print_report(result)
+    typer.echo(f"model written to {out}", err=True)
+
+
+def backtest(fc, series, train_end, val_end, test_end, horizons: list[int], season: int | None = None) -> dict:
+    """Rolling-origin backtest on [val_end, test_end) of each series: model and baselines, same windows."""
+    from ..api.forecaster import make_windows
+    from ..models import baselines as BL
+    from ..train import forecast_metrics as FM
+
+    N = fc.config.lookback
+    O = fc.config.n_targets
+    if season is None:
+        season = BL.infer_season(series[0].target[: train_end[0], 0], freq=fc.meta.get("freq"))
+    out: dict = {"lookback": N, "season": int(season), "by_horizon": {}}
+    # the linear baseline is fitted on the training windows, per horizon
+    for K in horizons:
+        win = make_windows(list(zip(val_end, test_end)), N, K, 1)
+        if len(win) == 0:
+            need = N + K
+            raise DataError(f"test split too short for lookback {N} + horizon {K} = {need} rows")
+        pred = fc.predict_windows(series, win, K, scaled_units=True)
+        truth, point = pred["truth"], pred["point"]
+        scaled = fc._scaled(series)
+        # (W, N, O): each window's history of the targets, scaled like the model sees it
+        hist = np.stack([scaled[i][0][s : s + N, :O] for i, s in zip(win.series, win.start)])
+        tr_w = make_windows([(0, e) for e in train_end], N, K, 1)
+        tx = np.stack([scaled[i][0][s : s + N, :O] for i, s in zip(tr_w.series, tr_w.start)])
+        ty = np.stack([scaled[i][0][s + N : s + N + K, :O] for i, s in zip(tr_w.series, tr_w.start)])
+        linear = BL.LinearBaseline(N, K).fit(tx, ty)
+        preds = {
+            "model": point,
+            "naive": BL.naive(hist, K),
+            "seasonal_naive": BL.seasonal_naive(hist, K, season),
+            "linear": linear.predict(hist),
+        }
+        insample = [scaled[i][0][: train_end[i], :O] for i in range(len(series))]
+        row = {}
+        for name, p in preds.items():
+            orig_p = fc._unscale(p, win.series)
+            orig_t = fc._unscale(truth, win.series)
+            row[name] = {
+                "mse": float(np.mean((p - truth) ** 2)),
+                "mae": float(np.mean(np.abs(p - truth))),
+                "mse_original": float(np.mean((orig_p - orig_t) ** 2)),
+                "mae_original": float(np.mean(np.abs(orig_p - orig_t))),
+                "mase": float(FM.mase(truth, p, insample[0], season)),
+                "smape": float(FM.smape(orig_t, orig_p)),
+            }
+        out["by_horizon"][str(K)] = {**row["model"], "baselines": {k: v for k, v in row.items() if k != "model"},
+                                     "n_windows": len(win)}
+    first = out["by_horizon"][str(horizons[0])]
+    out.update({k: first[k] for k in ("mse", "mae", "mase", "smape", "mse_original", "mae_original")})
+    out["baselines"] = first["baselines"]
+    return out
+
+
+def evaluate(model_dir: Path, data: Path, *, missing: str = "error", threads=None, horizons=None, **_) -> dict:
+    from ..api.forecaster import Forecaster
+
+    fc = Forecaster.load(model_dir, threads=threads)
+    spec = dict(fc.meta.get("columns", {}))
+    if not spec:
+        raise ConfigError(f"{model_dir}: the model does not record its data columns; evaluate needs them")
+    spec["missing"] = missing
+    frame = read_frame(data, spec)
+    series = frame_to_series(frame)
+    sp = fc.meta["split"]
+    hs = [int(h) for h in _cols(horizons)] if horizons else [fc.config.horizon]
+    if fc.config.strategy == "direct" and any(h != fc.config.horizon for h in hs):
+        raise ConfigError(f"--horizons: a direct model forecasts exactly K={fc.config.horizon}")
+    result = backtest(fc, series, sp["train_end"], sp["val_end"], sp["test_end"], hs)
+    result["model"] = str(model_dir)
+    result["data"] = str(data)
+    return result
+
+
+def print_report(result: dict) -> None:
+    console = Console()
+    for K, row in result["by_horizon"].items():
+        table = Table(title=f"backtest, horizon K={K} ({row['n_windows']} windows; scaled units)")
+        for col in ("", "MSE", "MAE", "MASE", "sMAPE %"):
+            table.add_column(col, justify="right" if col else "left")
+        rows = {"seqshape LSTM": row, **row["baselines"]}
+        for name, r in rows.items():
+            table.add_row(name, f"{r['mse']:.4f}", f"{r['mae']:.4f}", f"{r['mase']:.3f}", f"{r['smape']:.2f}")
+        console.print(table)
+
+
+def predict(model_dir: Path, data: Path, output: Path, **kw) -> int:
+    raise ConfigError("predict: use `seqshape forecast DIR --history PATH --horizon K --output FILE.csv` for forecasters")
+
+
+@app.command("forecast")
+def forecast_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="A forecaster model directory.")],
+    history: Annotated[Path, typer.Option("--history", help="CSV with the history rows (same columns as training).")],
+    horizon: Annotated[int, typer.Option("--horizon", help="Steps K to forecast (any K for autoregressive models).")],
+    output: Annotated[Path, typer.Option("--output", help="CSV to write: series, timestamp, forecast (+ intervals).")],
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG: history, forecast, intervals.")] = None,
+    samples: Annotated[int, typer.Option("--samples", help="Sample paths for intervals (probabilistic models).")] = 0,
+    future_cov: Annotated[Path | None, typer.Option("--future-covariates", help="CSV with the K future rows of known covariates (not needed for 'auto').")] = None,
+    threads: Threads = None,
+) -> None:
+    """Forecast the next K steps after the end of each series in --history."""
+    from ..api.forecaster import Forecaster
+    from ..data import series as S
+
+    fc = Forecaster.load(model_dir, threads=threads)
+    spec = dict(fc.meta.get("columns", {}))
+    frame = read_frame(history, spec)
+    rows = []
+    plots = []
+    for i, s in enumerate(frame_to_series(frame)):
+        if len(s.target) < 1:
+            raise DataError(f"{history}: series {s.name} has no rows")
+        ts = S.future_timestamps(s.timestamps, horizon)
+        fcov = None
+        if fc.config.n_future:
+            if spec.get("future_covariates") == "auto":
+                fcov, _ = S.calendar_features(ts, freq=fc.meta.get("freq"))
+            elif future_cov is None:
+                raise DataError(f"--future-covariates: the model needs the K={horizon} future rows of {spec.get('future_covariates')}")
+            else:
+                fr = read_frame(future_cov, {**spec, "target": spec["future_covariates"], "past_covariates": [],
+                                             "future_covariates": []})
+                fcov = fr.target[min(i, len(fr.target) - 1)][:horizon]
+        idx = fc.series_names.index(s.name) if s.name in fc.series_names else 0
+        res = fc.forecast(s, horizon, series_index=idx, future_cov=fcov, samples=samples)
+        names = spec["target"]
+        for k in range(horizon):
+            row = {"series": s.name, "timestamp": str(ts[k])}
+            for j, n in enumerate(names):
+                row[n] = float(res["point"][k, j])
+                for q, arr in res.get("quantiles", {}).items():
+                    row[f"{n}_q{q:g}"] = float(arr[k, j])
+                if "std" in res:
+                    row[f"{n}_std"] = float(res["std"][k, j])
+                if "samples" in res:
+                    row[f"{n}_p10"] = float(np.quantile(res["samples"][:, k, j], 0.1))
+                    row[f"{n}_p90"] = float(np.quantile(res["samples"][:, k, j], 0.9))
+            rows.append(row)
+        plots.append((s, ts, res))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, output)
+    if plot is not None:
+        from ..plots import forecast_png
+
+        s, ts, res = plots[0]
+        forecast_png(s.timestamps, s.target, ts, res, plot, names=spec["target"])
+    typer.echo(json.dumps({"rows": len(rows), "output": str(output)}), err=True)

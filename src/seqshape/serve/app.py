@@ -1,0 +1,696 @@
+"""The HTTP server: FastAPI routes over the model adapters and the stream store.
+
+    GET    /healthz                          liveness (the one route without auth)
+    GET    /v1/models                        every loaded model: name, mode, shapes, version
+    GET    /v1/models/{name}                 one of them
+    POST   /v1/models/{name}/predict         {"sequences": [(T_i, F) nested lists]} -> class + probabilities
+    POST   /v1/models/{name}/forecast        {"history": (T, F), "k": K, "future_covariates": (K, C)}
+    POST   /v1/models/{name}/streams         -> {"stream_id", "next_seq": 0}
+    GET    /v1/streams/{id}                  model, next_seq, points so far
+    POST   /v1/streams/{id}/observe          {"seq": n, "points": (P, F)} -> one result per point
+    DELETE /v1/streams/{id}
+    GET    /metrics                          Prometheus text
+
+It is a thin adapter: requests are parsed by pydantic schemas built from the configured limits,
+user errors map to 4xx with a message naming the field (`SeqshapeError`: 400/422, unknown model or
+stream: 404, seq out of order: 409, stream cap: 429, body too large: 413, auth: 401), and nothing a
+client sends should produce a 500.
+
+Streams: each `observe` carries the client's sequence number ``seq`` (0, 1, 2, ...). The expected
+one is applied, and the new state plus the answer are committed to SQLite before the answer leaves;
+a repeated ``seq`` (a retry after a lost answer or a server restart) is answered from that record,
+byte for byte, without being applied again; a gap is a 409 naming the expected and the received seq.
+Stream work runs on the event loop without awaiting between reading and writing a stream, so
+observes of one stream never interleave.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
+
+from .. import __version__
+from ..errors import ConfigError, DataError, SeqshapeError, ShapeError
+from .adapters import ModelAdapter
+from .metrics import CONTENT_TYPE, Metrics
+from .store import StreamRecord, StreamStore, default_state_path
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    """Limits and stream settings of one server (the `seqshape serve` flags)."""
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_batch: int = 256  # sequences per predict
+    max_steps: int = 10_000  # T of one sequence / history
+    max_features: int = 1024  # numbers per step, before the model's own F check
+    max_points: int = 256  # points per observe
+    max_horizon: int = 10_000  # K of a forecast
+    max_streams: int = 1000  # open streams
+    idle_timeout: float = 600.0  # seconds without an observe before a stream is closed
+    replay_window: int = 16  # answers kept per stream for repeated seqs
+    state_path: Path = field(default_factory=default_state_path)
+    state_sync: str = "normal"
+    api_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_body_bytes",
+            "max_batch",
+            "max_steps",
+            "max_features",
+            "max_points",
+            "max_horizon",
+            "max_streams",
+            "replay_window",
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name}: expected a positive integer, got {v!r}")
+        if not (isinstance(self.idle_timeout, int | float) and self.idle_timeout > 0):
+            raise ConfigError(f"idle_timeout: expected seconds > 0, got {self.idle_timeout!r}")
+        if self.state_sync not in ("normal", "full"):
+            raise ConfigError(f"state_sync: expected 'normal' or 'full', got {self.state_sync!r}")
+        if self.api_key is not None and (not self.api_key or any(c.isspace() for c in self.api_key)):
+            raise ConfigError("api_key: expected a non-empty key without whitespace")
+
+
+def read_api_key(path: str | Path) -> str:
+    """The key in ``path`` (surrounding whitespace stripped)."""
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--api-key-file {path}: cannot read it ({e})") from None
+    if not key or any(c.isspace() for c in key):
+        raise ConfigError(
+            f"--api-key-file {path}: expected one key without whitespace, got "
+            + ("an empty file" if not key else "text with spaces or several lines")
+        )
+    return key
+
+
+# -- response schemas (documentation and validation of what the server answers) ----------------
+class ErrorResponse(BaseModel):
+    detail: str
+    error: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    kind: str
+    mode: str
+    version: str
+    input: dict[str, Any] | None = None
+    output: dict[str, Any] | None = None
+    streamable: bool
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    class_: str | int | float = Field(alias="class")
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    model: str
+    predictions: list[Prediction]
+
+
+class ForecastResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    point: list[list[float]]
+
+
+class StreamCreated(BaseModel):
+    stream_id: str
+    model: str
+    next_seq: int
+    idle_timeout_s: float
+
+
+class StreamInfo(BaseModel):
+    stream_id: str
+    model: str
+    next_seq: int
+    points: int
+    idle_s: float
+
+
+class ObserveResponse(BaseModel):
+    stream_id: str
+    seq: int
+    points: int = Field(description="points observed on this stream so far, this call included")
+    results: list[dict[str, Any]] = Field(description="one result per point, in order")
+
+
+class StreamDeleted(BaseModel):
+    stream_id: str
+    deleted: bool
+    points: int
+
+
+ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 409, 413, 422, 429)}
+
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+
+
+def _request_schemas(cfg: ServeConfig) -> tuple[type[BaseModel], ...]:
+    """Request bodies whose list limits come from the configuration (and show in /docs)."""
+    Row = Annotated[list[Number], Field(min_length=1, max_length=cfg.max_features)]
+    Steps = Annotated[list[Row], Field(min_length=1, max_length=cfg.max_steps)]
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        sequences: Annotated[list[Steps], Field(min_length=1, max_length=cfg.max_batch)] = Field(
+            description="(B, T_i, F): one list of steps per sequence, one list of F numbers per step"
+        )
+
+    class ForecastRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        history: Steps = Field(description="(T, F): the observed rows, oldest first")
+        k: Annotated[int, Strict(), Field(ge=1, le=cfg.max_horizon)] = Field(
+            description="K: steps to forecast"
+        )
+        future_covariates: Steps | None = Field(
+            default=None, description="(K, C): known covariates of the K future rows"
+        )
+
+    class ObserveRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        seq: Annotated[int, Strict(), Field(ge=0, le=2**62)] = Field(
+            description="the client's sequence number: 0 for the first observe, then +1 each"
+        )
+        points: Annotated[list[Row], Field(min_length=1, max_length=cfg.max_points)] = Field(
+            description="(P, F): the new points, oldest first"
+        )
+
+    return PredictRequest, ForecastRequest, ObserveRequest
+
+
+def _field(loc: tuple) -> str:
+    """("body", "sequences", 0, 3) -> "sequences[0][3]"; ("path", "name") -> "path.name"."""
+    out = "" if loc[:1] == ("body",) else str(loc[0]) if loc else ""
+    for p in loc[1:]:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
+def _error(e: dict) -> dict[str, str]:
+    if e.get("type") == "json_invalid":
+        pos = e.get("loc", (None, "?"))[-1]
+        why = (e.get("ctx") or {}).get("error", "decode error")
+        return {"field": "body", "message": f"not valid JSON at character {pos} ({why})"}
+    return {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
+
+
+def _arrays(seqs: list[list[list[float]]], features: int | None, name: str) -> list[np.ndarray]:
+    """Nested lists -> (T_i, F) float64 arrays; a wrong or ragged feature count names its row."""
+    out = []
+    for i, s in enumerate(seqs):
+        a = None
+        with contextlib.suppress(ValueError):
+            a = np.array(s, dtype=np.float64)
+        want = features if features is not None else len(s[0])
+        if a is None or a.ndim != 2 or a.shape[1] != want:
+            for j, row in enumerate(s):
+                if len(row) != want:
+                    what = "the model's input size" if features is not None else f"as in {name}[0]"
+                    raise ShapeError(
+                        f"{name}[{i}][{j}]: expected F={want} features ({what}), got {len(row)}"
+                    )
+        out.append(a)
+    return out
+
+
+def _digest(points: np.ndarray) -> str:
+    return hashlib.sha256(repr(points.shape).encode() + points.tobytes()).hexdigest()[:32]
+
+
+class _Gate:
+    """Pure ASGI middleware: metrics for every request, bearer auth, and the body-size limit."""
+
+    def __init__(self, app, *, server: "Server") -> None:
+        self.app = app
+        self.server = server
+        key = server.config.api_key
+        self.key = None if key is None else key.encode()
+
+    def _route(self, scope) -> str:
+        """The route template the request matches (its path if only the method differs)."""
+        partial = "unmatched"
+        for route in self.server.fastapi.router.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return route.path
+            if match == Match.PARTIAL and partial == "unmatched":
+                partial = route.path
+        return partial
+
+    async def _reply(self, send, status: int, detail: str, headers=()) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _authorized(self, scope) -> bool:
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                scheme, _, token = v.partition(b" ")
+                return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+        return False
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+        route = self._route(scope)
+
+        async def send_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if self.key is not None and scope["path"] != "/healthz" and not self._authorized(scope):
+                await self._reply(
+                    send_status,
+                    401,
+                    "Authorization: expected 'Bearer <key>' with this server's API key",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+            limit = self.server.config.max_body_bytes
+            if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+                body = await self._read_body(scope, receive, send_status, limit)
+                if body is None:
+                    return
+                sent = False
+
+                async def replay():
+                    nonlocal sent
+                    if not sent:
+                        sent = True
+                        return {"type": "http.request", "body": body, "more_body": False}
+                    return await receive()
+
+                await self.app(scope, replay, send_status)
+            else:
+                await self.app(scope, receive, send_status)
+        finally:
+            self.server.metrics.observe_request(
+                scope["method"], route, status, time.perf_counter() - t0
+            )
+
+    async def _read_body(self, scope, receive, send, limit: int) -> bytes | None:
+        too_big = f"body: expected at most {limit} bytes (--max-body-bytes)"
+        for k, v in scope["headers"]:
+            if k == b"content-length":
+                try:
+                    n = int(v)
+                except ValueError:
+                    await self._reply(send, 400, "Content-Length: expected an integer")
+                    return None
+                if n > limit:
+                    await self._reply(send, 413, f"{too_big}, got {n}")
+                    return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._reply(send, 413, f"{too_big}, got more")
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+class Server:
+    """The models, the streams (memory + SQLite), the metrics, and the FastAPI app over them."""
+
+    def __init__(self, models: dict[str, ModelAdapter], config: ServeConfig) -> None:
+        self.models = models
+        self.config = config
+        self.metrics = Metrics()
+        self.store = StreamStore(config.state_path, sync=config.state_sync)
+        self.streams: dict[str, StreamRecord] = {}
+        for rec in self.store.load_all():
+            self.streams[rec.id] = rec
+        self.sweep()
+        self.fastapi = self._build()
+        self.asgi = _Gate(self.fastapi, server=self)
+
+    # -- streams -------------------------------------------------------------------------------
+    def sweep(self, now: float | None = None) -> int:
+        """Close every stream idle for longer than the timeout; return how many."""
+        now = time.time() if now is None else now
+        cutoff = now - self.config.idle_timeout
+        idle = [sid for sid, r in self.streams.items() if r.last_used < cutoff]
+        for sid in idle:
+            del self.streams[sid]
+        self.store.delete_idle(cutoff)
+        self.metrics.add("streams_expired", len(idle))
+        return len(idle)
+
+    def _model(self, name: str) -> ModelAdapter:
+        m = self.models.get(name)
+        if m is None:
+            raise HTTPException(
+                404, f"model {name[:80]!r} is not loaded; loaded: {', '.join(sorted(self.models))}"
+            )
+        return m
+
+    def _stream(self, stream_id: str) -> StreamRecord:
+        rec = self.streams.get(stream_id)
+        if rec is None:
+            raise HTTPException(
+                404,
+                f"stream {stream_id[:80]!r} is unknown (never opened, deleted, or closed after "
+                f"{self.config.idle_timeout:g} s idle)",
+            )
+        idle = time.time() - rec.last_used
+        if idle > self.config.idle_timeout:
+            del self.streams[stream_id]
+            self.store.delete(stream_id)
+            self.metrics.add("streams_expired")
+            raise HTTPException(
+                404,
+                f"stream {stream_id!r} was closed: idle {idle:.0f} s, more than the "
+                f"{self.config.idle_timeout:g} s timeout",
+            )
+        return rec
+
+    def _stream_model(self, rec: StreamRecord) -> ModelAdapter:
+        m = self.models.get(rec.model)
+        if m is None:
+            raise HTTPException(
+                409, f"stream {rec.id!r} belongs to model {rec.model!r}, which is not loaded"
+            )
+        if m.version != rec.model_version:
+            raise HTTPException(
+                409,
+                f"stream {rec.id!r} was opened on model {rec.model!r} version "
+                f"{rec.model_version}; the loaded one is version {m.version}",
+            )
+        return m
+
+    # -- the app -------------------------------------------------------------------------------
+    def _build(self) -> FastAPI:
+        cfg = self.config
+        PredictRequest, ForecastRequest, ObserveRequest = _request_schemas(cfg)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            every = max(0.5, min(60.0, cfg.idle_timeout / 4))
+
+            async def sweeper():
+                while True:
+                    await asyncio.sleep(every)
+                    self.sweep()
+
+            task = asyncio.create_task(sweeper())
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self.store.close()
+
+        app = FastAPI(
+            title="seqshape",
+            version=__version__,
+            description="LSTM sequence models over HTTP. Shapes use the legend B batch, T steps, "
+            "F features, N classes, K horizon, C covariates.",
+            lifespan=lifespan,
+        )
+        bearer = [Depends(HTTPBearer(auto_error=False))]
+
+        @app.exception_handler(RequestValidationError)
+        async def invalid(request: Request, exc: RequestValidationError):
+            errors = [_error(e) for e in exc.errors()[:10]]
+            first = errors[0] if errors else {"field": "body", "message": "invalid"}
+            return JSONResponse(
+                {
+                    "detail": f"{first['field']}: {first['message']}",
+                    "error": "ValidationError",
+                    "errors": errors,
+                },
+                status_code=422,
+            )
+
+        @app.exception_handler(SeqshapeError)
+        async def user_error(request: Request, exc: SeqshapeError):
+            status = 422 if isinstance(exc, ShapeError | DataError) else 400
+            return JSONResponse(
+                {"detail": str(exc), "error": type(exc).__name__}, status_code=status
+            )
+
+        @app.get("/healthz", response_model=Health, tags=["server"])
+        async def healthz():
+            """Liveness: answers without authentication."""
+            return {"status": "ok"}
+
+        @app.get("/metrics", tags=["server"], dependencies=bearer, response_class=Response)
+        async def metrics():
+            """Prometheus text format: requests, latency histogram, errors, open streams."""
+            self.metrics.open_streams = len(self.streams)
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+        @app.get("/v1/models", response_model=ModelList, tags=["models"], dependencies=bearer)
+        async def list_models():
+            """Every loaded model: name, kind, mode, input/output shapes (legend letters), version."""
+            return {"models": [m.describe() for m in self.models.values()]}
+
+        @app.get(
+            "/v1/models/{name}",
+            response_model=ModelInfo,
+            tags=["models"],
+            dependencies=bearer,
+            responses=ERRORS,
+        )
+        async def get_model(name: str):
+            """One loaded model's description."""
+            return self._model(name).describe()
+
+        @app.post(
+            "/v1/models/{name}/predict",
+            response_model=PredictResponse,
+            tags=["models"],
+            dependencies=bearer,
+            responses=ERRORS,
+        )
+        async def predict(name: str, body: PredictRequest):
+            """(B, T_i, F) sequences of any lengths -> one class and its probabilities each."""
+            model = self._model(name)
+            model.require("predict")
+
+            def work():
+                return model.predict(_arrays(body.sequences, model.features, "sequences"))
+
+            return {"model": name, "predictions": await run_in_threadpool(work)}
+
+        @app.post(
+            "/v1/models/{name}/forecast",
+            response_model=ForecastResponse,
+            tags=["models"],
+            dependencies=bearer,
+            responses=ERRORS,
+        )
+        async def forecast(name: str, body: ForecastRequest):
+            """(T, F) history (+ (K, C) known future covariates) -> K forecast steps."""
+            model = self._model(name)
+            model.require("forecast")
+
+            def work():
+                (history,) = _arrays([body.history], None, "history")
+                cov = None
+                if body.future_covariates is not None:
+                    (cov,) = _arrays([body.future_covariates], None, "future_covariates")
+                return model.forecast(history, body.k, cov)
+
+            return {"model": name, **(await run_in_threadpool(work))}
+
+        @app.post(
+            "/v1/models/{name}/streams",
+            response_model=StreamCreated,
+            status_code=201,
+            tags=["streams"],
+            dependencies=bearer,
+            responses=ERRORS,
+        )
+        async def open_stream(name: str):
+            """Open a stream on a model: its state starts empty; observe with seq 0, 1, 2, ..."""
+            model = self._model(name)
+            model.require("streams")
+            if len(self.streams) >= cfg.max_streams:
+                self.sweep()
+            if len(self.streams) >= cfg.max_streams:
+                raise HTTPException(
+                    429,
+                    f"open streams: the cap of {cfg.max_streams} (--max-streams) is reached; "
+                    f"delete a stream or wait for idle ones to close ({cfg.idle_timeout:g} s)",
+                )
+            now = time.time()
+            rec = StreamRecord(
+                id=uuid.uuid4().hex,
+                model=name,
+                model_version=model.version,
+                state=model.new_stream(),
+                next_seq=0,
+                points=0,
+                created=now,
+                last_used=now,
+            )
+            self.store.create(rec)
+            self.streams[rec.id] = rec
+            self.metrics.add("streams_created")
+            return {
+                "stream_id": rec.id,
+                "model": name,
+                "next_seq": 0,
+                "idle_timeout_s": cfg.idle_timeout,
+            }
+
+        @app.get(
+            "/v1/streams/{stream_id}",
+            response_model=StreamInfo,
+            tags=["streams"],
+            dependencies=bearer,
+            responses=ERRORS,
+        )
+        async def stream_info(stream_id: str):
+            """Where a stream stands: the next seq it expects and the points it has seen."""
+            rec = self._stream(stream_id)
+            return {
+                "stream_id": rec.id,
+                "model": rec.model,
+                "next_seq": rec.next_seq,
+                "points": rec.points,
+                "idle_s": round(time.time() - rec.last_used, 3),
+            }
+
+        @app.post(
+            "/v1/streams/{stream_id}/observe",
+            response_model=ObserveResponse,
+            tags=["streams"],
+            dependencies=bearer,
+            responses=ERRORS,
+        )
+        async def observe(stream_id: str, body: ObserveRequest):
+            """Advance the stream one cell step per point; a repeated seq gets the recorded answer."""
+            rec = self._stream(stream_id)
+            model = self._stream_model(rec)
+            (points,) = _arrays([body.points], model.features, "points")
+            digest = _digest(points)
+            if body.seq < rec.next_seq:
+                reply = self.store.reply(rec.id, body.seq)
+                if reply is None:
+                    raise HTTPException(
+                        409,
+                        f"seq: {body.seq} was applied before and its answer is no longer kept "
+                        f"(the last {cfg.replay_window}); expected seq {rec.next_seq}",
+                    )
+                if reply.digest != digest:
+                    raise HTTPException(
+                        409,
+                        f"seq: {body.seq} was already applied with other points; "
+                        f"expected seq {rec.next_seq} for new points",
+                    )
+                self.metrics.add("replays")
+                return Response(
+                    reply.body, media_type="application/json", headers={"seqshape-replay": "1"}
+                )
+            if body.seq > rec.next_seq:
+                raise HTTPException(
+                    409,
+                    f"seq: expected {rec.next_seq}, got {body.seq} "
+                    f"(a gap: {body.seq - rec.next_seq} observe(s) missing)",
+                )
+            state, results = model.observe(rec.state, points)
+            total = rec.points + len(points)
+            text = json.dumps(
+                {"stream_id": rec.id, "seq": body.seq, "points": total, "results": results},
+                allow_nan=False,
+                separators=(",", ":"),
+            )
+            now = time.time()
+            self.store.commit_observe(
+                rec.id,
+                state=state,
+                seq=body.seq,
+                points=total,
+                last_used=now,
+                digest=digest,
+                body=text,
+                keep_replies=cfg.replay_window,
+            )
+            rec.state, rec.next_seq, rec.points, rec.last_used = state, body.seq + 1, total, now
+            self.metrics.add("points", len(points))
+            return Response(text, media_type="application/json")
+
+        @app.delete(
+            "/v1/streams/{stream_id}",
+            response_model=StreamDeleted,
+            tags=["streams"],
+            dependencies=bearer,
+            responses=ERRORS,
+        )
+        async def delete_stream(stream_id: str):
+            """Close a stream and forget its state."""
+            rec = self._stream(stream_id)
+            del self.streams[stream_id]
+            self.store.delete(stream_id)
+            return {"stream_id": stream_id, "deleted": True, "points": rec.points}
+
+        return app
+
+
+def create_app(models: dict[str, ModelAdapter], config: ServeConfig | None = None):
+    """The ASGI app serving ``models`` (name -> adapter); opens the state file now.
+
+    Returns the outermost ASGI callable (auth, body limit and metrics around FastAPI); the
+    FastAPI instance is its ``.server.fastapi``.
+    """
+    return Server(models, config or ServeConfig()).asgi

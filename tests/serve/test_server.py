@@ -1,0 +1,513 @@
+"""The HTTP server as a real process: `python -m seqshape serve` on 127.0.0.1 and a free port.
+
+Pins: predict equals SequenceClassifier.predict_proba; a stream's per-point answers equal
+predict_proba on each prefix (one cell step per point); a server killed mid-stream (SIGKILL, with
+an observe in flight) and restarted on the same --state file continues every stream with no point
+lost or applied twice; sequence-number rules; auth on and off; every limit; 4xx (never 5xx) with
+messages naming the field; /metrics in Prometheus text; a valid OpenAPI schema and /docs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from seqshape.api.classifier import SequenceClassifier
+from seqshape.cli import main as cli_main
+from seqshape.datasets import load_japanese_vowels
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "s3cret-key_for-tests"
+START_SECONDS = 90.0  # bound on waiting for a server to answer /healthz
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> dict:
+    """Two tiny JapaneseVowels classifiers: a streamable one and a bidirectional one."""
+    root = tmp_path_factory.mktemp("models")
+    train = load_japanese_vowels("train")
+    SequenceClassifier(hidden_size=16, epochs=2, bidirectional=False).fit(train).save(root / "jv")
+    SequenceClassifier(hidden_size=8, epochs=1, bidirectional=True).fit(train).save(root / "jvbi")
+    return {
+        "jv": root / "jv",
+        "jvbi": root / "jvbi",
+        "clf": SequenceClassifier.load(root / "jv", threads=1),
+        "test": load_japanese_vowels("test").X,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Live:
+    """One `seqshape serve` process on loopback; stopped by the fixture that made it."""
+
+    def __init__(self, args: list[str], log: Path, key: str | None = None) -> None:
+        self.args, self.log_path, self.key = args, log, key
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        env = {**os.environ, "SEQSHAPE_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        for _attempt in range(3):  # a port taken between choosing and binding: choose again
+            self.port = _free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            cmd = [sys.executable, "-m", "seqshape", "serve", *self.args]
+            cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--threads", "1"]
+            with open(self.log_path, "a") as log:
+                self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
+            if self._wait_ready():
+                headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+                self.http = httpx.Client(base_url=self.url, timeout=30.0, headers=headers)
+                return
+            if "address already in use" not in self.log_path.read_text():
+                break
+        pytest.fail(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + START_SECONDS
+        for _ in range(int(START_SECONDS / 0.05)):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                return False
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2.0).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                time.sleep(0.05)
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        self.http.close()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self.http.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    """No auth, default limits but a short replay window."""
+    tmp = tmp_path_factory.mktemp("server")
+    args = [str(trained["jv"]), f"bi={trained['jvbi']}", "--state", str(tmp / "state.sqlite3")]
+    live = Live([*args, "--replay-window", "3"], tmp / "log.txt")
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def limited(trained, tmp_path_factory):
+    """Auth on and every limit small."""
+    tmp = tmp_path_factory.mktemp("limited")
+    (tmp / "key").write_text(KEY + "\n")
+    args = [
+        f"jv={trained['jv']}",
+        *("--state", str(tmp / "state.sqlite3"), "--api-key-file", str(tmp / "key")),
+        *("--max-body-bytes", "4000", "--max-batch", "2", "--max-steps", "5"),
+        *("--max-features", "16", "--max-points", "3", "--max-streams", "2"),
+        *("--max-horizon", "4"),
+    ]
+    live = Live(args, tmp / "log.txt", key=KEY)
+    yield live
+    live.stop()
+
+
+def _proba(body: dict, classes) -> np.ndarray:
+    return np.array([[r["probabilities"][str(c)] for c in classes] for r in body])
+
+
+def _raw_post(live: Live, path: str, body: bytes, headers: dict | None = None) -> httpx.Response:
+    h = {"content-type": "application/json", **(headers or {})}
+    return live.http.post(path, content=body, headers=h)
+
+
+# -- models and predict ---------------------------------------------------------------------------
+def test_healthz_and_model_list(server):
+    assert server.http.get("/healthz").json() == {"status": "ok"}
+    models = {m["name"]: m for m in server.http.get("/v1/models").json()["models"]}
+    assert set(models) == {"jv", "bi"}
+    jv = models["jv"]
+    assert (jv["kind"], jv["mode"], jv["streamable"]) == ("classifier", "many-to-one", True)
+    assert jv["input"]["shape"] == "(B, T, F=12)" and jv["output"]["shape"] == "(B, N=9)"
+    assert jv["input"]["legend"]["F"] == "input features"
+    assert re.fullmatch(r"[0-9a-f]{16}", jv["version"]) and jv["version"] != models["bi"]["version"]
+    assert models["bi"]["streamable"] is False and "bidirectional" in models["bi"]["stream_note"]
+    assert server.http.get("/v1/models/jv").json()["classes"] == [str(c) for c in range(1, 10)]
+
+
+def test_predict_round_trip_equals_predict_proba(server, trained):
+    clf, X = trained["clf"], trained["test"][:12]  # lengths vary within the batch
+    assert len({len(x) for x in X}) > 3
+    r = server.http.post("/v1/models/jv/predict", json={"sequences": [x.tolist() for x in X]})
+    assert r.status_code == 200, r.text
+    preds = r.json()["predictions"]
+    want = clf.predict_proba(X)
+    np.testing.assert_allclose(_proba(preds, clf.classes_), want, atol=1e-6)
+    assert [p["class"] for p in preds] == list(clf.predict(X))
+
+
+# -- streams --------------------------------------------------------------------------------------
+def _observe(live: Live, sid: str, seq: int, points) -> httpx.Response:
+    return live.http.post(f"/v1/streams/{sid}/observe", json={"seq": seq, "points": points})
+
+
+def test_stream_answers_equal_predict_proba_of_each_prefix(server, trained):
+    clf, x = trained["clf"], trained["test"][3]
+    r = server.http.post("/v1/models/jv/streams")
+    assert r.status_code == 201 and r.json()["next_seq"] == 0
+    sid = r.json()["stream_id"]
+    got, i, seq = [], 0, 0
+    for n in [1, 3, 1, 2, 5, 1, 100]:
+        r = _observe(server, sid, seq, x[i : i + n].tolist())
+        assert r.status_code == 200, r.text
+        i, seq = i + min(n, len(x) - i), seq + 1
+        assert r.json()["points"] == i and r.json()["seq"] == seq - 1
+        got.extend(r.json()["results"])
+        if i == len(x):
+            break
+    want = np.stack([clf.predict_proba([x[: t + 1]])[0] for t in range(len(x))])
+    np.testing.assert_allclose(_proba(got, clf.classes_), want, atol=1e-5)
+    info = server.http.get(f"/v1/streams/{sid}").json()
+    assert (info["next_seq"], info["points"], info["model"]) == (seq, len(x), "jv")
+    assert server.http.delete(f"/v1/streams/{sid}").json() == {
+        "stream_id": sid,
+        "deleted": True,
+        "points": len(x),
+    }
+    assert _observe(server, sid, seq, x[:1].tolist()).status_code == 404
+
+
+def test_stream_sequence_numbers(server, trained):
+    x = trained["test"][0].tolist()
+    sid = server.http.post("/v1/models/jv/streams").json()["stream_id"]
+    first = _observe(server, sid, 0, x[:2])
+    assert first.status_code == 200 and "seqshape-replay" not in first.headers
+    again = _observe(server, sid, 0, x[:2])  # a retry: answered from the record, not re-applied
+    assert again.status_code == 200 and again.headers["seqshape-replay"] == "1"
+    assert again.content == first.content
+    other = _observe(server, sid, 0, x[5:6])
+    assert other.status_code == 409 and "already applied with other points" in other.text
+    gap = _observe(server, sid, 3, x[2:3])
+    assert gap.status_code == 409
+    assert gap.json()["detail"] == "seq: expected 1, got 3 (a gap: 2 observe(s) missing)"
+    for seq in range(1, 6):
+        assert _observe(server, sid, seq, x[seq + 1 : seq + 2]).status_code == 200
+    assert server.http.get(f"/v1/streams/{sid}").json()["points"] == 7  # retry not counted
+    old = _observe(server, sid, 1, x[2:3])  # older than the replay window of 3
+    assert old.status_code == 409 and "no longer kept (the last 3); expected seq 6" in old.text
+    assert _observe(server, sid, 4, x[5:6]).headers["seqshape-replay"] == "1"
+    server.http.delete(f"/v1/streams/{sid}")
+
+
+def test_models_that_cannot_stream_or_forecast(server):
+    r = server.http.post("/v1/models/bi/streams")
+    assert r.status_code == 400 and "'bi' cannot stream: its encoder is bidirectional" in r.text
+    r = server.http.post("/v1/models/jv/forecast", json={"history": [[1.0] * 12], "k": 3})
+    assert r.status_code == 400
+    assert r.json()["detail"] == "model 'jv' is a classifier; forecast needs a forecaster"
+
+
+def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(trained, tmp_path):
+    """SIGKILL with an observe in flight, restart on the same state file, continue exactly."""
+    clf, x, y = trained["clf"], trained["test"][5], trained["test"][6]
+    state = tmp_path / "state.sqlite3"
+    args = [str(trained["jv"]), "--state", str(state)]
+    a = Live(args, tmp_path / "a.txt")
+    sid = a.http.post("/v1/models/jv/streams").json()["stream_id"]
+    sid2 = a.http.post("/v1/models/jv/streams").json()["stream_id"]
+    got, answers = [], {}
+    for seq in range(4):
+        r = _observe(a, sid, seq, x[2 * seq : 2 * seq + 2].tolist())
+        answers[seq] = r.content
+        got.extend(r.json()["results"])
+    assert _observe(a, sid2, 0, y[:3].tolist()).status_code == 200
+    # seq 4 is sent and the server is killed before its answer is read: applied or not, unknown
+    body = json.dumps({"seq": 4, "points": x[8:10].tolist()}).encode()
+    head = (
+        f"POST /v1/streams/{sid}/observe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", a.port), timeout=10) as s:
+        s.sendall(head + body)
+        a.kill()
+    b = Live(args, tmp_path / "b.txt")
+    try:
+        assert b.http.get(f"/v1/streams/{sid}").json()["next_seq"] in (4, 5)
+        r = _observe(b, sid, 3, x[6:8].tolist())  # an answer given before the kill, kept
+        assert r.headers["seqshape-replay"] == "1" and r.content == answers[3]
+        r = _observe(b, sid, 4, x[8:10].tolist())  # the retry of the in-flight observe
+        assert r.status_code == 200
+        got.extend(r.json()["results"])
+        for seq, i in enumerate(range(10, len(x), 3), start=5):
+            r = _observe(b, sid, seq, x[i : i + 3].tolist())
+            assert r.status_code == 200, r.text
+            got.extend(r.json()["results"])
+        assert r.json()["points"] == len(x)
+        want = np.stack([clf.predict_proba([x[: t + 1]])[0] for t in range(len(x))])
+        np.testing.assert_allclose(_proba(got, clf.classes_), want, atol=1e-5)
+        r = _observe(b, sid2, 1, y[3:4].tolist())  # the other stream continues too
+        np.testing.assert_allclose(
+            _proba(r.json()["results"], clf.classes_), clf.predict_proba([y[:4]]), atol=1e-5
+        )
+        # a second server on the same state file is refused while b holds it
+        second = subprocess.run(
+            [sys.executable, "-m", "seqshape", "serve", *args, "--port", str(_free_port())],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "SEQSHAPE_THREADS": "1"},
+        )
+        assert second.returncode == 2 and "in use by another seqshape server" in second.stderr
+    finally:
+        b.stop()
+
+
+def test_idle_streams_close(trained, tmp_path):
+    live = Live(
+        [str(trained["jv"]), "--state", str(tmp_path / "s.sqlite3"), "--idle-timeout", "0.3"],
+        tmp_path / "log.txt",
+    )
+    try:
+        sid = live.http.post("/v1/models/jv/streams").json()["stream_id"]
+        time.sleep(0.6)  # twice the timeout: the stream is idle past it whatever the load
+        r = _observe(live, sid, 0, trained["test"][0][:1].tolist())
+        assert r.status_code == 404 and "idle" in r.json()["detail"]
+        assert "seqshape_streams_expired_total 1" in live.http.get("/metrics").text
+    finally:
+        live.stop()
+
+
+# -- auth -----------------------------------------------------------------------------------------
+def test_auth_on(limited):
+    bare = httpx.Client(base_url=limited.url, timeout=30.0)
+    try:
+        assert bare.get("/healthz").status_code == 200
+        for method, path in [
+            ("GET", "/v1/models"),
+            ("GET", "/metrics"),
+            ("GET", "/docs"),
+            ("GET", "/openapi.json"),
+            ("POST", "/v1/models/jv/predict"),
+            ("POST", "/v1/models/jv/streams"),
+            ("GET", "/no/such/route"),
+        ]:
+            r = bare.request(method, path)
+            assert r.status_code == 401, (path, r.text)
+            assert r.headers["www-authenticate"] == "Bearer"
+        for value in [f"Bearer {KEY}x", f"Bearer {KEY[:-1]}", f"Basic {KEY}", KEY, "Bearer"]:
+            assert bare.get("/v1/models", headers={"Authorization": value}).status_code == 401
+        ok = bare.get("/v1/models", headers={"Authorization": f"bearer {KEY}"})
+        assert ok.status_code == 200 and ok.json()["models"][0]["name"] == "jv"
+    finally:
+        bare.close()
+
+
+def test_auth_off(server):
+    bare = httpx.Client(base_url=server.url, timeout=30.0)
+    try:
+        for path in ["/v1/models", "/metrics", "/openapi.json", "/docs"]:
+            assert bare.get(path).status_code == 200
+        r = bare.get("/v1/models", headers={"Authorization": "Bearer whatever"})
+        assert r.status_code == 200
+    finally:
+        bare.close()
+
+
+# -- limits ---------------------------------------------------------------------------------------
+def test_limits(limited):
+    h = limited.http
+    row = [0.5] * 12
+    ok = h.post("/v1/models/jv/predict", json={"sequences": [[row] * 5, [row]]})
+    assert ok.status_code == 200  # exactly at the batch and step limits
+
+    def detail(r, status):
+        assert r.status_code == status, r.text
+        return r.json()["detail"]
+
+    r = h.post("/v1/models/jv/predict", json={"sequences": [[row]] * 3})
+    assert detail(r, 422).startswith("sequences: List should have at most 2 items")
+    r = h.post("/v1/models/jv/predict", json={"sequences": [[row] * 6]})
+    assert detail(r, 422).startswith("sequences[0]: List should have at most 5 items")
+    r = h.post("/v1/models/jv/predict", json={"sequences": [[[0.5] * 17]]})
+    assert detail(r, 422).startswith("sequences[0][0]: List should have at most 16 items")
+    r = h.post("/v1/models/jv/forecast", json={"history": [row], "k": 5})
+    assert detail(r, 422).startswith("k: Input should be less than or equal to 4")
+    # body size: announced by Content-Length, and streamed without one
+    big = b'{"sequences": [[[' + b"0.5," * 1200 + b"0.5]]]}"
+    assert "body: expected at most 4000 bytes" in detail(_raw_post(limited, "/v1/models/jv/predict", big), 413)
+    r = h.post(
+        "/v1/models/jv/predict",
+        content=iter([big[:3000], big[3000:]]),
+        headers={"content-type": "application/json"},
+    )
+    assert detail(r, 413).startswith("body: expected at most 4000 bytes")
+    # streams: points per observe, then the cap on open streams
+    sid = h.post("/v1/models/jv/streams").json()["stream_id"]
+    r = _observe(limited, sid, 0, [row] * 4)
+    assert detail(r, 422).startswith("points: List should have at most 3 items")
+    assert _observe(limited, sid, 0, [row] * 3).status_code == 200
+    sid2 = h.post("/v1/models/jv/streams").json()["stream_id"]
+    r = h.post("/v1/models/jv/streams")
+    assert "the cap of 2 (--max-streams) is reached" in detail(r, 429)
+    assert "seqshape_open_streams 2" in h.get("/metrics").text
+    h.delete(f"/v1/streams/{sid2}")
+    sid3 = h.post("/v1/models/jv/streams").json()["stream_id"]
+    for s in (sid, sid3):
+        assert h.delete(f"/v1/streams/{s}").status_code == 200
+
+
+# -- client errors: 4xx naming the field, never 5xx ------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        (b'{"sequences": [[[NaN, 1]]]}', 422, "sequences[0][0][0]: Input should be a finite number"),
+        (b'{"sequences": [[[1, Infinity]]]}', 422, "sequences[0][0][1]: Input should be a finite"),
+        (b'{"sequences": [[[1e999]]]}', 422, "sequences[0][0][0]: Input should be a finite number"),
+        (b'{"sequences": [[[1e300' + b",1" * 11 + b"]]]}", 422, "sequences[0][0][0]: expected a number within float32"),
+        (b'{"sequences": [[["1"]]]}', 422, "sequences[0][0][0]: Input should be a valid number"),
+        (b'{"sequences": [[[true]]]}', 422, "sequences[0][0][0]: Input should be a valid number"),
+        (b'{"sequences": [[[1]]]}', 422, "sequences[0][0]: expected F=12 features (the model's input size), got 1"),
+        (b'{"sequences": [[[1,2,3,4,5,6,7,8,9,10,11,12]], [[1,2,3,4,5,6,7,8,9,10,11,12], [1]]]}', 422, "sequences[1][1]: expected F=12 features"),
+        (b'{"sequences": [[]]}', 422, "sequences[0]: List should have at least 1 item"),
+        (b'{"sequences": [[[]]]}', 422, "sequences[0][0]: List should have at least 1 item"),
+        (b'{"sequences": 5}', 422, "sequences: Input should be a valid list"),
+        (b'{"sequence": []}', 422, "sequences: Field required"),
+        (b'{"sequences": [[[1]]], "extra": 1}', 422, "extra: Extra inputs are not permitted"),
+        (b"[1, 2", 422, "body: not valid JSON"),
+        (b"", 422, "sequences: Field required"),
+        (b"[" * 50000, 400, "error parsing the body"),
+    ],
+)
+def test_predict_rejects_bad_bodies(server, body, status, detail):
+    r = _raw_post(server, "/v1/models/jv/predict", body)
+    assert r.status_code == status, r.text
+    assert detail in r.json()["detail"]
+
+
+def test_unknown_models_streams_and_bad_observes(server, trained):
+    r = server.http.post("/v1/models/nope/predict", json={"sequences": [[[1.0] * 12]]})
+    assert r.status_code == 404 and r.json()["detail"] == "model 'nope' is not loaded; loaded: bi, jv"
+    assert server.http.post("/v1/models/nope/streams").status_code == 404
+    for method in ("GET", "DELETE"):
+        r = server.http.request(method, "/v1/streams/abc")
+        assert r.status_code == 404 and "stream 'abc' is unknown" in r.text
+    assert _observe(server, "abc", 0, [[1.0] * 12]).status_code == 404
+    sid = server.http.post("/v1/models/jv/streams").json()["stream_id"]
+    for body, detail in [
+        ({"seq": -1, "points": [[1.0] * 12]}, "seq: Input should be greater than or equal to 0"),
+        ({"seq": 2**63, "points": [[1.0] * 12]}, "seq: Input should be less than or equal to"),
+        ({"seq": 0.0, "points": [[1.0] * 12]}, "seq: Input should be a valid integer"),
+        ({"seq": 0, "points": [[1.0] * 11]}, "points[0]: expected F=12 features"),
+        ({"seq": 0, "points": []}, "points: List should have at least 1 item"),
+        ({"points": [[1.0] * 12]}, "seq: Field required"),
+    ]:
+        r = server.http.post(f"/v1/streams/{sid}/observe", json=body)
+        assert r.status_code == 422 and r.json()["detail"].startswith(detail), r.text
+    big = b'{"seq": 0, "points": [[' + b",".join([b"1e300"] * 12) + b"]]}"
+    r = _raw_post(server, f"/v1/streams/{sid}/observe", big)
+    assert r.status_code == 422 and r.json()["detail"].startswith("points[0][0]: expected a number")
+    assert server.http.get(f"/v1/streams/{sid}").json()["next_seq"] == 0  # nothing applied
+    assert server.http.put("/v1/models").status_code == 405
+    server.http.delete(f"/v1/streams/{sid}")
+
+
+def test_bad_model_directory_is_a_user_error(tmp_path, capsys):
+    assert cli_main(["serve", str(tmp_path / "missing"), "--state", str(tmp_path / "s")]) == 2
+    assert "not a model directory" in capsys.readouterr().err
+    assert cli_main(["serve", "bad name=/x", "--state", str(tmp_path / "s")]) == 2
+    assert "model name 'bad name'" in capsys.readouterr().err
+
+
+# -- metrics and OpenAPI ---------------------------------------------------------------------------
+METRIC_LINE = re.compile(
+    r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? '
+    r"[-+]?([0-9.]+(e[-+]?[0-9]+)?|\+Inf)$"
+)
+
+
+def test_metrics_prometheus_text(server):
+    server.http.get("/v1/models")
+    server.http.post("/v1/models/nope/predict", json={"sequences": [[[1.0]]]})
+    r = server.http.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = r.text.strip().splitlines()
+    for line in lines:
+        assert line.startswith(("# HELP ", "# TYPE ")) or METRIC_LINE.match(line), line
+    text = r.text
+    assert 'seqshape_http_requests_total{method="GET",route="/v1/models",status="200"}' in text
+    assert (
+        'seqshape_http_errors_total{method="POST",route="/v1/models/{name}/predict",status="404"}'
+        in text
+    )
+    assert "# TYPE seqshape_open_streams gauge" in text
+    # the histogram's buckets are cumulative and +Inf equals the count
+    route = 'method="GET",route="/v1/models"'
+    buckets = [
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith(f"seqshape_http_request_duration_seconds_bucket{{{route}")
+    ]
+    count = next(
+        float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith(f"seqshape_http_request_duration_seconds_count{{{route}")
+    )
+    assert buckets == sorted(buckets) and buckets[-1] == count >= 1
+
+
+def test_openapi_schema_and_docs(server):
+    spec = server.http.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    paths = spec["paths"]
+    for path, method in [
+        ("/healthz", "get"),
+        ("/v1/models", "get"),
+        ("/v1/models/{name}/predict", "post"),
+        ("/v1/models/{name}/forecast", "post"),
+        ("/v1/models/{name}/streams", "post"),
+        ("/v1/streams/{stream_id}/observe", "post"),
+        ("/v1/streams/{stream_id}", "delete"),
+        ("/metrics", "get"),
+    ]:
+        assert method in paths[path], (path, method)
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+    def refs(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "$ref":
+                    yield v
+                else:
+                    yield from refs(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from refs(v)
+
+    schemas = spec["components"]["schemas"]
+    for ref in refs(spec):
+        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
+    docs = server.http.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text
