@@ -58,7 +58,9 @@ def training_curve_png(
     return path
 
 
-def forecast_png(hist_ts, hist, future_ts, result: dict, path: str | Path, names=None, tail: int = 200) -> Path:
+def forecast_png(
+    hist_ts, hist, future_ts, result: dict, path: str | Path, names=None, tail: int = 200
+) -> Path:
     """History (last ``tail`` points), the point forecast and, when present, its interval."""
     hist = np.asarray(hist)
     names = names or [f"y{j}" for j in range(hist.shape[1])]

@@ -257,7 +257,9 @@ def test_structure_errors(tmp_path: Path):
     msg = error_of(read_series_csv, write(tmp_path, lines), target="OT")
     assert "ETTh1.csv line 5: expected 8 fields (date, HUFL" in msg and msg.endswith("got 9")
     assert "empty file" in error_of(read_series_csv, write(tmp_path, [""]), target="OT")
-    assert "no data rows" in error_of(read_series_csv, write(tmp_path, ett_lines()[:1]), target="OT")
+    assert "no data rows" in error_of(
+        read_series_csv, write(tmp_path, ett_lines()[:1]), target="OT"
+    )
     numbers = [line.split(",", 1)[1] for line in ett_lines()[:10]]
     msg = error_of(read_series_csv, write(tmp_path, numbers), target="OT")
     assert "line 2: no column parses as timestamps" in msg and "pass time_column=" in msg

@@ -47,7 +47,9 @@ class SeriesData:
             else:
                 v = _as_2d(v, f"{self.name}.{attr}")
                 if len(v) != T:
-                    raise ShapeError(f"{self.name}.{attr}: expected {T} rows like the target, got {len(v)}")
+                    raise ShapeError(
+                        f"{self.name}.{attr}: expected {T} rows like the target, got {len(v)}"
+                    )
                 setattr(self, attr, v)
 
     @property
@@ -99,7 +101,9 @@ class Scaling:
         return 0 if self.global_ else i
 
     def to_dict(self) -> dict:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        return {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Scaling:
@@ -121,7 +125,9 @@ class Windows:
         return len(self.start)
 
 
-def make_windows(lengths_lo_hi: list[tuple[int, int]], lookback: int, horizon: int, stride: int = 1) -> Windows:
+def make_windows(
+    lengths_lo_hi: list[tuple[int, int]], lookback: int, horizon: int, stride: int = 1
+) -> Windows:
     """Windows whose forecast rows lie in [lo, hi) of each series (history may start before lo)."""
     ser, st = [], []
     for i, (lo, hi) in enumerate(lengths_lo_hi):
@@ -167,13 +173,25 @@ class Forecaster:
         progress: bool = False,
     ) -> None:
         self.options = dict(
-            lookback=lookback, horizon=horizon, strategy=strategy, loss=loss,
-            quantiles=tuple(quantiles), hidden_size=hidden_size, num_layers=num_layers,
-            dropout=dropout, cell=cell, window_norm=window_norm,
+            lookback=lookback,
+            horizon=horizon,
+            strategy=strategy,
+            loss=loss,
+            quantiles=tuple(quantiles),
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+            cell=cell,
+            window_norm=window_norm,
         )
         self.train_config = TrainConfig(
-            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-            patience=patience, lr_patience=max(1, patience // 2), seed=seed,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=patience,
+            lr_patience=max(1, patience // 2),
+            seed=seed,
         )
         if not 0.0 <= sampling_ratio <= 1.0:
             raise ConfigError(f"sampling_ratio: expected a value in [0, 1], got {sampling_ratio!r}")
@@ -192,7 +210,9 @@ class Forecaster:
         self.meta: dict = {}
 
     # -- tensors from windows -------------------------------------------------------------------
-    def _scaled(self, series: list[SeriesData], rows: list[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _scaled(
+        self, series: list[SeriesData], rows: list[int] | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Scale each series with its own statistics (``rows``: which fitted series each one is)."""
         rows = list(range(len(series))) if rows is None else rows
         out = []
@@ -219,7 +239,9 @@ class Forecaster:
         return t(hist), t(fut), t(cov)
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, series: list[SeriesData] | SeriesData, *, train_end=None, val_end=None, log_path=None):
+    def fit(
+        self, series: list[SeriesData] | SeriesData, *, train_end=None, val_end=None, log_path=None
+    ):
         """Train on rows [0, train_end) of each series; validate on windows forecasting [train_end, val_end).
 
         ``train_end``/``val_end`` are row counts (int for all series, or one per series); default: the
@@ -230,7 +252,11 @@ class Forecaster:
             series = [series]
         if not series:
             raise DataError("series: expected at least one series, got none")
-        O, Cp, Cf = series[0].target.shape[1], series[0].past_cov.shape[1], series[0].future_cov.shape[1]
+        O, Cp, Cf = (
+            series[0].target.shape[1],
+            series[0].past_cov.shape[1],
+            series[0].future_cov.shape[1],
+        )
         for s in series:
             if (s.target.shape[1], s.past_cov.shape[1], s.future_cov.shape[1]) != (O, Cp, Cf):
                 raise ShapeError(
@@ -271,11 +297,18 @@ class Forecaster:
             for b in range(n_batches):
                 idx = order[b * tc.batch_size : (b + 1) * tc.batch_size]
                 hist, fut, cov = self._gather(scaled, train_w, idx)
-                yield Batch(x=hist, lengths=torch.full((len(idx),), N), mask=torch.ones(len(idx), N, dtype=torch.bool),
-                            y=fut, extra={"cov": cov})
+                yield Batch(
+                    x=hist,
+                    lengths=torch.full((len(idx),), N),
+                    mask=torch.ones(len(idx), N, dtype=torch.bool),
+                    y=fut,
+                    extra={"cov": cov},
+                )
 
         def loss_fn(net, batch):
-            p = net(batch.x, batch.y, batch.extra["cov"] if cfg.n_future else None, sampling_ratio=ratio)
+            p = net(
+                batch.x, batch.y, batch.extra["cov"] if cfg.n_future else None, sampling_ratio=ratio
+            )
             return forecast_loss(p, batch.y, cfg)
 
         def validate(net):
@@ -283,15 +316,24 @@ class Forecaster:
             return {"val_mse": mse}
 
         self.train_result = fit(
-            self.net, train_batches=batches, n_batches=n_batches, loss_fn=loss_fn,
+            self.net,
+            train_batches=batches,
+            n_batches=n_batches,
+            loss_fn=loss_fn,
             validate=validate if len(val_w) else None,
             config=replace(tc, monitor="val_mse" if len(val_w) else "train_loss"),
-            progress=self.progress, log_path=Path(log_path) if log_path else None, description="forecast",
+            progress=self.progress,
+            log_path=Path(log_path) if log_path else None,
+            description="forecast",
         )
         r = self.train_result
         self.metrics = {
-            "best_epoch": r.best_epoch, "best_val_mse": r.best_metric, "epochs_run": len(r.history),
-            "train_seconds": round(r.seconds, 3), "n_train_windows": len(train_w), "n_val_windows": len(val_w),
+            "best_epoch": r.best_epoch,
+            "best_val_mse": r.best_metric,
+            "epochs_run": len(r.history),
+            "train_seconds": round(r.seconds, 3),
+            "n_train_windows": len(train_w),
+            "n_val_windows": len(val_w),
         }
         return self
 
@@ -310,8 +352,14 @@ class Forecaster:
         if self.net is None:
             raise ConfigError("this Forecaster is not fitted yet: call fit() or load()")
 
-    def predict_windows(self, series: list[SeriesData], win: Windows, k: int | None = None,
-                        batch_size: int = 256, scaled_units: bool = False) -> dict[str, np.ndarray]:
+    def predict_windows(
+        self,
+        series: list[SeriesData],
+        win: Windows,
+        k: int | None = None,
+        batch_size: int = 256,
+        scaled_units: bool = False,
+    ) -> dict[str, np.ndarray]:
         """Forecast every window -> {"point": (W, K, O), "truth": (W, K, O), "history": ...} arrays."""
         self._check_fitted()
         k = win.horizon if k is None else k
@@ -329,10 +377,15 @@ class Forecaster:
                 params_all.append(p[..., :O, :].numpy())
         point = np.concatenate(points) if points else np.zeros((0, k, O), np.float32)
         truth = np.concatenate(truths) if truths else np.zeros((0, k, O), np.float32)
-        params = np.concatenate(params_all) if params_all else np.zeros((0, k, O, self.config.n_params))
+        params = (
+            np.concatenate(params_all) if params_all else np.zeros((0, k, O, self.config.n_params))
+        )
         if not scaled_units:
-            point, truth, params = self._unscale(point, win.series), self._unscale(truth, win.series), \
-                self._unscale_params(params, win.series)
+            point, truth, params = (
+                self._unscale(point, win.series),
+                self._unscale(truth, win.series),
+                self._unscale_params(params, win.series),
+            )
         return {"point": point, "truth": truth, "params": params}
 
     def _unscale(self, a: np.ndarray, series_idx: np.ndarray) -> np.ndarray:
@@ -354,8 +407,16 @@ class Forecaster:
         out[..., 1:2] = p[..., 1:2] * std
         return out
 
-    def forecast(self, history: SeriesData, k: int, *, series_index: int = 0,
-                 future_cov: np.ndarray | None = None, samples: int = 0, seed: int = 0) -> dict:
+    def forecast(
+        self,
+        history: SeriesData,
+        k: int,
+        *,
+        series_index: int = 0,
+        future_cov: np.ndarray | None = None,
+        samples: int = 0,
+        seed: int = 0,
+    ) -> dict:
         """Forecast ``k`` steps after the end of ``history`` (original units).
 
         ``future_cov`` (K, Cf) are the known covariates of the K future rows (required when Cf > 0).
@@ -369,10 +430,14 @@ class Forecaster:
             raise DataError(f"{history.name}: expected at least 1 history row, got 0")
         if c.n_future:
             if future_cov is None:
-                raise DataError(f"future_cov: this model uses {c.n_future} known covariates; give their K={k} future rows")
+                raise DataError(
+                    f"future_cov: this model uses {c.n_future} known covariates; give their K={k} future rows"
+                )
             future_cov = _as_2d(future_cov, "future_cov")
             if future_cov.shape != (k, c.n_future):
-                raise ShapeError(f"future_cov: expected (K={k}, Cf={c.n_future}), got {future_cov.shape}")
+                raise ShapeError(
+                    f"future_cov: expected (K={k}, Cf={c.n_future}), got {future_cov.shape}"
+                )
         else:
             future_cov = np.zeros((k, 0), np.float32)
         full = SeriesData(
@@ -391,14 +456,18 @@ class Forecaster:
                 f"series_index: expected 0..{len(self.scaling.z_mean) - 1} ({self.series_names}), got {series_index}"
             )
         scaled = self._scaled([full], rows=[series_index])
-        hist, _, cov = self._gather(scaled, Windows(np.array([0]), np.array([0]), N, k), np.array([0]), k)
+        hist, _, cov = self._gather(
+            scaled, Windows(np.array([0]), np.array([0]), N, k), np.array([0]), k
+        )
         win = Windows(np.array([series_index]), np.array([0]), N, k)
         result: dict = {}
         self.net.eval()
         with torch.no_grad():
             p = self.net.forecast(hist, k, cov if c.n_future else None)
             params = self._unscale_params(p[..., : c.n_targets, :].numpy(), win.series)[0]
-            result["point"] = self._unscale(self.net.point(p)[..., : c.n_targets].numpy(), win.series)[0]
+            result["point"] = self._unscale(
+                self.net.point(p)[..., : c.n_targets].numpy(), win.series
+            )[0]
             if c.loss == "quantile":
                 result["quantiles"] = {q: params[..., i] for i, q in enumerate(c.quantiles)}
             if c.loss in ("gaussian", "student_t"):
@@ -406,7 +475,9 @@ class Forecaster:
             if samples:
                 g = torch.Generator().manual_seed(seed)
                 torch.manual_seed(seed)
-                paths = self.net.forecast(hist, k, cov if c.n_future else None, samples=samples, generator=g)
+                paths = self.net.forecast(
+                    hist, k, cov if c.n_future else None, samples=samples, generator=g
+                )
                 paths = paths[:, 0, :, : c.n_targets].numpy()
                 result["samples"] = self._unscale(paths, np.full(samples, series_index))
         return result
@@ -415,10 +486,21 @@ class Forecaster:
     def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:
         self._check_fitted()
         return save_model_dir(
-            path, kind=KIND, config=self.config.to_dict(), state_dict=self.net.state_dict(),
-            preprocessing={"scaling": self.scaling.to_dict(), "series_names": self.series_names, "meta": self.meta},
-            metrics={"seqshape_version": __version__, "train": self.metrics,
-                     "train_config": self.train_config.to_dict(), **(extra_metrics or {})},
+            path,
+            kind=KIND,
+            config=self.config.to_dict(),
+            state_dict=self.net.state_dict(),
+            preprocessing={
+                "scaling": self.scaling.to_dict(),
+                "series_names": self.series_names,
+                "meta": self.meta,
+            },
+            metrics={
+                "seqshape_version": __version__,
+                "train": self.metrics,
+                "train_config": self.train_config.to_dict(),
+                **(extra_metrics or {}),
+            },
         )
 
     @classmethod
@@ -428,8 +510,21 @@ class Forecaster:
         cfgd = dict(files.config)
         cfgd["quantiles"] = tuple(cfgd.get("quantiles", (0.1, 0.5, 0.9)))
         config = config_from_dict(ForecasterConfig, cfgd, files.path / "config.json")
-        opts = {k: getattr(config, k) for k in ("lookback", "horizon", "strategy", "loss", "quantiles",
-                                                "hidden_size", "num_layers", "dropout", "cell", "window_norm")}
+        opts = {
+            k: getattr(config, k)
+            for k in (
+                "lookback",
+                "horizon",
+                "strategy",
+                "loss",
+                "quantiles",
+                "hidden_size",
+                "num_layers",
+                "dropout",
+                "cell",
+                "window_norm",
+            )
+        }
         self = cls(**opts, threads=threads)
         self.config = config
         self.net = ForecasterNet(config)
@@ -441,7 +536,9 @@ class Forecaster:
         except (KeyError, TypeError, ValueError) as e:
             from ..errors import ArtifactError
 
-            raise ArtifactError(f"{files.path / 'preprocessing.json'}: field 'scaling' is damaged ({e})") from None
+            raise ArtifactError(
+                f"{files.path / 'preprocessing.json'}: field 'scaling' is damaged ({e})"
+            ) from None
         self.series_names = list(pre.get("series_names", []))
         self.meta = dict(pre.get("meta", {}))
         self.metrics = files.metrics.get("train", {})

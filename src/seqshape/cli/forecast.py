@@ -11,17 +11,40 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..errors import ConfigError, DataError
 from . import app, train_app
-from .common import SHARED_KEYS, BatchSize, ConfigFile, Epochs, Hidden, Layers, Lr, Out, Progress, Seed, Threads
+from .common import (
+    SHARED_KEYS,
+    BatchSize,
+    ConfigFile,
+    Epochs,
+    Hidden,
+    Layers,
+    Lr,
+    Out,
+    Progress,
+    Seed,
+    Threads,
+)
 
 FORECAST_KEYS = set(SHARED_KEYS) | {
-    "lookback", "horizon", "strategy", "loss", "quantiles", "dropout", "cell", "patience",
-    "window_norm", "sampling_ratio", "max_windows_per_epoch", "stride",
+    "lookback",
+    "horizon",
+    "strategy",
+    "loss",
+    "quantiles",
+    "dropout",
+    "cell",
+    "patience",
+    "window_norm",
+    "sampling_ratio",
+    "max_windows_per_epoch",
+    "stride",
 }
 
 
@@ -50,11 +73,15 @@ def frame_to_series(frame) -> list:
 
     return [
         SeriesData(target=t, past_cov=p, future_cov=f, name=str(sid), timestamps=ts)
-        for sid, t, p, f, ts in zip(frame.series_ids, frame.target, frame.past_cov, frame.future_cov, frame.timestamps)
+        for sid, t, p, f, ts in zip(
+            frame.series_ids, frame.target, frame.past_cov, frame.future_cov, frame.timestamps
+        )
     ]
 
 
-def split_bounds(frame, split: str | None, split_dates: str | None, ett: bool) -> tuple[list[int], list[int], list[int]]:
+def split_bounds(
+    frame, split: str | None, split_dates: str | None, ett: bool
+) -> tuple[list[int], list[int], list[int]]:
     """Per series: (train_end, val_end, test_end) row counts, time-based."""
     from ..data import series as S
 
@@ -65,7 +92,9 @@ def split_bounds(frame, split: str | None, split_dates: str | None, ett: bool) -
     if split_dates:
         dates = _cols(split_dates)
         if len(dates) != 2:
-            raise ConfigError(f"--split-dates: expected two dates (validation start, test start), got {dates}")
+            raise ConfigError(
+                f"--split-dates: expected two dates (validation start, test start), got {dates}"
+            )
         tr, va = [], []
         for ts in frame.timestamps:
             d1, d2 = np.datetime64(dates[0]), np.datetime64(dates[1])
@@ -74,7 +103,9 @@ def split_bounds(frame, split: str | None, split_dates: str | None, ett: bool) -
         return tr, va, lens
     fr = [float(v) for v in _cols(split or "0.7,0.1,0.2")]
     if len(fr) != 3 or abs(sum(fr) - 1.0) > 1e-6 or min(fr) < 0:
-        raise ConfigError(f"--split: expected three fractions summing to 1 (train,val,test), got {split!r}")
+        raise ConfigError(
+            f"--split: expected three fractions summing to 1 (train,val,test), got {split!r}"
+        )
     tr = [int(round(n * fr[0])) for n in lens]
     va = [int(round(n * (fr[0] + fr[1]))) for n in lens]
     return tr, va, lens
@@ -82,22 +113,73 @@ def split_bounds(frame, split: str | None, split_dates: str | None, ett: bool) -
 
 @train_app.command("forecast")
 def train_forecast(
-    data: Annotated[Path, typer.Option("--data", help="Wide CSV (time column + value columns) or long CSV (series id + time + values).")],
-    target: Annotated[str, typer.Option("--target", help="Target column(s), comma-separated (O outputs).")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="Wide CSV (time column + value columns) or long CSV (series id + time + values).",
+        ),
+    ],
+    target: Annotated[
+        str, typer.Option("--target", help="Target column(s), comma-separated (O outputs).")
+    ],
     out: Out,
-    lookback: Annotated[int | None, typer.Option("--lookback", help="History steps N the model reads (default 48).")] = None,
-    horizon: Annotated[int | None, typer.Option("--horizon", help="Training horizon K (autoregressive models forecast any K later).")] = None,
-    past_covariates: Annotated[str | None, typer.Option("--past-covariates", help="Observed covariate columns (forecast and fed back).")] = None,
-    future_covariates: Annotated[str | None, typer.Option("--future-covariates", help="Known-ahead covariate columns, or 'auto' for calendar features from the timestamps.")] = None,
-    time_column: Annotated[str | None, typer.Option("--time-column", help="Timestamp column (default: detected).")] = None,
-    series_column: Annotated[str | None, typer.Option("--series-column", help="Series id column of a long CSV.")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="autoregressive (default) | direct.")] = None,
-    loss: Annotated[str | None, typer.Option("--loss", help="mse | gaussian | student_t | quantile.")] = None,
-    quantiles: Annotated[str | None, typer.Option("--quantiles", help="Quantiles for --loss quantile, e.g. 0.1,0.5,0.9.")] = None,
-    split: Annotated[str | None, typer.Option("--split", help="Time-based train,val,test fractions (default 0.7,0.1,0.2).")] = None,
-    split_dates: Annotated[str | None, typer.Option("--split-dates", help="Validation start and test start dates, e.g. 2017-07-01,2017-11-01.")] = None,
-    ett_split: Annotated[bool, typer.Option("--ett-split", help="ETT convention: 12 months train, 4 validation, 4 test.")] = False,
-    missing: Annotated[str, typer.Option("--missing", help="Missing values: error | ffill.")] = "error",
+    lookback: Annotated[
+        int | None, typer.Option("--lookback", help="History steps N the model reads (default 48).")
+    ] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            "--horizon", help="Training horizon K (autoregressive models forecast any K later)."
+        ),
+    ] = None,
+    past_covariates: Annotated[
+        str | None,
+        typer.Option(
+            "--past-covariates", help="Observed covariate columns (forecast and fed back)."
+        ),
+    ] = None,
+    future_covariates: Annotated[
+        str | None,
+        typer.Option(
+            "--future-covariates",
+            help="Known-ahead covariate columns, or 'auto' for calendar features from the timestamps.",
+        ),
+    ] = None,
+    time_column: Annotated[
+        str | None, typer.Option("--time-column", help="Timestamp column (default: detected).")
+    ] = None,
+    series_column: Annotated[
+        str | None, typer.Option("--series-column", help="Series id column of a long CSV.")
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="autoregressive (default) | direct.")
+    ] = None,
+    loss: Annotated[
+        str | None, typer.Option("--loss", help="mse | gaussian | student_t | quantile.")
+    ] = None,
+    quantiles: Annotated[
+        str | None,
+        typer.Option("--quantiles", help="Quantiles for --loss quantile, e.g. 0.1,0.5,0.9."),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="Time-based train,val,test fractions (default 0.7,0.1,0.2)."),
+    ] = None,
+    split_dates: Annotated[
+        str | None,
+        typer.Option(
+            "--split-dates",
+            help="Validation start and test start dates, e.g. 2017-07-01,2017-11-01.",
+        ),
+    ] = None,
+    ett_split: Annotated[
+        bool,
+        typer.Option("--ett-split", help="ETT convention: 12 months train, 4 validation, 4 test."),
+    ] = False,
+    missing: Annotated[
+        str, typer.Option("--missing", help="Missing values: error | ffill.")
+    ] = "error",
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     lr: Lr = None,
@@ -112,11 +194,23 @@ def train_forecast(
     from ..api.forecaster import Forecaster
     from .common import merge_config
 
-    opts = merge_config(config, dict(
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, hidden=hidden, layers=layers,
-        lookback=lookback, horizon=horizon, strategy=strategy, loss=loss,
-        quantiles=tuple(float(q) for q in _cols(quantiles)) if quantiles else None,
-    ), FORECAST_KEYS)
+    opts = merge_config(
+        config,
+        dict(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            hidden=hidden,
+            layers=layers,
+            lookback=lookback,
+            horizon=horizon,
+            strategy=strategy,
+            loss=loss,
+            quantiles=tuple(float(q) for q in _cols(quantiles)) if quantiles else None,
+        ),
+        FORECAST_KEYS,
+    )
     renames = {"hidden": "hidden_size", "layers": "num_layers"}
     opts = {renames.get(k, k): v for k, v in opts.items()}
     if "quantiles" in opts:
@@ -133,10 +227,28 @@ def train_forecast(
     series = frame_to_series(frame)
     tr, va, te = split_bounds(frame, split, split_dates, ett_split)
     fc = Forecaster(progress=progress, threads=threads, **opts)
-    fc.meta = {"columns": spec, "split": {"train_end": tr, "val_end": va, "test_end": te, "rule": (
-        "ett" if ett_split else ("dates:" + split_dates if split_dates else "fractions:" + (split or "0.7,0.1,0.2")))},
-        "freq": getattr(frame, "freq", None), "future_cov_names": list(frame.future_cov_names)}
-    with tempfile.TemporaryDirectory(dir=Path(out).parent if Path(out).parent.exists() else None) as tmp:
+    fc.meta = {
+        "columns": spec,
+        "split": {
+            "train_end": tr,
+            "val_end": va,
+            "test_end": te,
+            "rule": (
+                "ett"
+                if ett_split
+                else (
+                    "dates:" + split_dates
+                    if split_dates
+                    else "fractions:" + (split or "0.7,0.1,0.2")
+                )
+            ),
+        },
+        "freq": getattr(frame, "freq", None),
+        "future_cov_names": list(frame.future_cov_names),
+    }
+    with tempfile.TemporaryDirectory(
+        dir=Path(out).parent if Path(out).parent.exists() else None
+    ) as tmp:
         log = Path(tmp) / "train_log.jsonl"
         fc.fit(series, train_end=tr, val_end=va, log_path=log)
         result = backtest(fc, series, tr, va, te, [fc.config.horizon])
@@ -146,7 +258,9 @@ def train_forecast(
     typer.echo(f"model written to {out}", err=True)
 
 
-def backtest(fc, series, train_end, val_end, test_end, horizons: list[int], season: int | None = None) -> dict:
+def backtest(
+    fc, series, train_end, val_end, test_end, horizons: list[int], season: int | None = None
+) -> dict:
     """Rolling-origin backtest on [val_end, test_end) of each series: model and baselines, same windows."""
     from ..api.forecaster import make_windows
     from ..models import baselines as BL
@@ -170,7 +284,9 @@ def backtest(fc, series, train_end, val_end, test_end, horizons: list[int], seas
         hist = np.stack([scaled[i][0][s : s + N, :O] for i, s in zip(win.series, win.start)])
         tr_w = make_windows([(0, e) for e in train_end], N, K, 1)
         tx = np.stack([scaled[i][0][s : s + N, :O] for i, s in zip(tr_w.series, tr_w.start)])
-        ty = np.stack([scaled[i][0][s + N : s + N + K, :O] for i, s in zip(tr_w.series, tr_w.start)])
+        ty = np.stack(
+            [scaled[i][0][s + N : s + N + K, :O] for i, s in zip(tr_w.series, tr_w.start)]
+        )
         linear = BL.LinearBaseline(N, K).fit(tx, ty)
         preds = {
             "model": point,
@@ -178,7 +294,11 @@ def backtest(fc, series, train_end, val_end, test_end, horizons: list[int], seas
             "seasonal_naive": BL.seasonal_naive(hist, K, season),
             "linear": linear.predict(hist),
         }
-        insample = [scaled[i][0][: train_end[i], :O] for i in range(len(series))]
+        # MASE: each window scaled by its own series' in-sample seasonal-naive error
+        scale = FM.mase_scale(
+            [scaled[i][0][: train_end[i], :O] for i in range(len(series))], season
+        )
+        scale = scale.rows(win.series)
         row = {}
         for name, p in preds.items():
             orig_p = fc._unscale(p, win.series)
@@ -188,24 +308,33 @@ def backtest(fc, series, train_end, val_end, test_end, horizons: list[int], seas
                 "mae": float(np.mean(np.abs(p - truth))),
                 "mse_original": float(np.mean((orig_p - orig_t) ** 2)),
                 "mae_original": float(np.mean(np.abs(orig_p - orig_t))),
-                "mase": float(FM.mase(truth, p, insample[0], season)),
+                "mase": float(FM.mase(truth, p, scale)),
                 "smape": float(FM.smape(orig_t, orig_p)),
             }
-        out["by_horizon"][str(K)] = {**row["model"], "baselines": {k: v for k, v in row.items() if k != "model"},
-                                     "n_windows": len(win)}
+        out["by_horizon"][str(K)] = {
+            **row["model"],
+            "baselines": {k: v for k, v in row.items() if k != "model"},
+            "n_windows": len(win),
+        }
     first = out["by_horizon"][str(horizons[0])]
-    out.update({k: first[k] for k in ("mse", "mae", "mase", "smape", "mse_original", "mae_original")})
+    out.update(
+        {k: first[k] for k in ("mse", "mae", "mase", "smape", "mse_original", "mae_original")}
+    )
     out["baselines"] = first["baselines"]
     return out
 
 
-def evaluate(model_dir: Path, data: Path, *, missing: str = "error", threads=None, horizons=None, **_) -> dict:
+def evaluate(
+    model_dir: Path, data: Path, *, missing: str = "error", threads=None, horizons=None, **_
+) -> dict:
     from ..api.forecaster import Forecaster
 
     fc = Forecaster.load(model_dir, threads=threads)
     spec = dict(fc.meta.get("columns", {}))
     if not spec:
-        raise ConfigError(f"{model_dir}: the model does not record its data columns; evaluate needs them")
+        raise ConfigError(
+            f"{model_dir}: the model does not record its data columns; evaluate needs them"
+        )
     spec["missing"] = missing
     frame = read_frame(data, spec)
     series = frame_to_series(frame)
@@ -227,23 +356,46 @@ def print_report(result: dict) -> None:
             table.add_column(col, justify="right" if col else "left")
         rows = {"seqshape LSTM": row, **row["baselines"]}
         for name, r in rows.items():
-            table.add_row(name, f"{r['mse']:.4f}", f"{r['mae']:.4f}", f"{r['mase']:.3f}", f"{r['smape']:.2f}")
+            table.add_row(
+                name, f"{r['mse']:.4f}", f"{r['mae']:.4f}", f"{r['mase']:.3f}", f"{r['smape']:.2f}"
+            )
         console.print(table)
 
 
 def predict(model_dir: Path, data: Path, output: Path, **kw) -> int:
-    raise ConfigError("predict: use `seqshape forecast DIR --history PATH --horizon K --output FILE.csv` for forecasters")
+    raise ConfigError(
+        "predict: use `seqshape forecast DIR --history PATH --horizon K --output FILE.csv` for forecasters"
+    )
 
 
 @app.command("forecast")
 def forecast_cmd(
     model_dir: Annotated[Path, typer.Argument(help="A forecaster model directory.")],
-    history: Annotated[Path, typer.Option("--history", help="CSV with the history rows (same columns as training).")],
-    horizon: Annotated[int, typer.Option("--horizon", help="Steps K to forecast (any K for autoregressive models).")],
-    output: Annotated[Path, typer.Option("--output", help="CSV to write: series, timestamp, forecast (+ intervals).")],
-    plot: Annotated[Path | None, typer.Option("--plot", help="PNG: history, forecast, intervals.")] = None,
-    samples: Annotated[int, typer.Option("--samples", help="Sample paths for intervals (probabilistic models).")] = 0,
-    future_cov: Annotated[Path | None, typer.Option("--future-covariates", help="CSV with the K future rows of known covariates (not needed for 'auto').")] = None,
+    history: Annotated[
+        Path,
+        typer.Option("--history", help="CSV with the history rows (same columns as training)."),
+    ],
+    horizon: Annotated[
+        int,
+        typer.Option("--horizon", help="Steps K to forecast (any K for autoregressive models)."),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", help="CSV to write: series, timestamp, forecast (+ intervals)."),
+    ],
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG: history, forecast, intervals.")
+    ] = None,
+    samples: Annotated[
+        int, typer.Option("--samples", help="Sample paths for intervals (probabilistic models).")
+    ] = 0,
+    future_cov: Annotated[
+        Path | None,
+        typer.Option(
+            "--future-covariates",
+            help="CSV with the K future rows of known covariates (not needed for 'auto').",
+        ),
+    ] = None,
     threads: Threads = None,
 ) -> None:
     """Forecast the next K steps after the end of each series in --history."""
@@ -264,16 +416,25 @@ def forecast_cmd(
             if spec.get("future_covariates") == "auto":
                 fcov, _ = S.calendar_features(ts, freq=fc.meta.get("freq"))
             elif future_cov is None:
-                raise DataError(f"--future-covariates: the model needs the K={horizon} future rows of {spec.get('future_covariates')}")
+                raise DataError(
+                    f"--future-covariates: the model needs the K={horizon} future rows of {spec.get('future_covariates')}"
+                )
             else:
-                fr = read_frame(future_cov, {**spec, "target": spec["future_covariates"], "past_covariates": [],
-                                             "future_covariates": []})
+                fr = read_frame(
+                    future_cov,
+                    {
+                        **spec,
+                        "target": spec["future_covariates"],
+                        "past_covariates": [],
+                        "future_covariates": [],
+                    },
+                )
                 fcov = fr.target[min(i, len(fr.target) - 1)][:horizon]
         idx = fc.series_names.index(s.name) if s.name in fc.series_names else 0
         res = fc.forecast(s, horizon, series_index=idx, future_cov=fcov, samples=samples)
         names = spec["target"]
         for k in range(horizon):
-            row = {"series": s.name, "timestamp": str(ts[k])}
+            row = {"series": s.name, "timestamp": str(pd.Timestamp(ts[k]))}
             for j, n in enumerate(names):
                 row[n] = float(res["point"][k, j])
                 for q, arr in res.get("quantiles", {}).items():

@@ -1,0 +1,208 @@
+"""Forecaster API and CLI on the real ETTh1 / AirPassengers files: round trips and clear errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seqshape import DataError, datasets
+from seqshape.api.forecaster import Forecaster, SeriesData, make_windows
+from seqshape.data.series import read_series_csv
+
+ENV = {**os.environ, "SEQSHAPE_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def air():
+    f = read_series_csv(
+        datasets.path("AirPassengers.csv"), target="#Passengers", future_covariates="auto"
+    )
+    return SeriesData(
+        target=f.target[0], future_cov=f.future_cov[0], name="air", timestamps=f.timestamps[0]
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(air):
+    return Forecaster(lookback=24, horizon=6, hidden_size=16, num_layers=1, epochs=3, seed=0).fit(
+        air, train_end=108, val_end=126
+    )
+
+
+def test_save_load_round_trip_gives_identical_forecasts(fitted, air, tmp_path):
+    fitted.save(tmp_path / "m")
+    loaded = Forecaster.load(tmp_path / "m")
+    hist = SeriesData(target=air.target[:100], future_cov=air.future_cov[:100])
+    a = fitted.forecast(hist, 30, future_cov=air.future_cov[100:130])
+    b = loaded.forecast(hist, 30, future_cov=air.future_cov[100:130])
+    assert a["point"].shape == (30, 1)
+    assert np.array_equal(a["point"], b["point"])
+    win = make_windows([(126, 144)], 24, 6)
+    assert np.array_equal(
+        fitted.predict_windows([air], win)["point"], loaded.predict_windows([air], win)["point"]
+    )
+
+
+def test_forecast_is_in_original_units_and_any_k_works(fitted, air):
+    hist = SeriesData(target=air.target[:120], future_cov=air.future_cov[:120])
+    for k in (1, 6, 48):
+        out = fitted.forecast(
+            hist,
+            k,
+            future_cov=air.future_cov[120 : 120 + k]
+            if k <= 24
+            else np.resize(air.future_cov[:24], (k, 2)),
+        )
+        assert out["point"].shape == (k, 1)
+    # passengers are in the hundreds: outputs must be inverse-transformed
+    assert 50 < float(out["point"].mean()) < 1500
+
+
+def test_quantile_and_gaussian_heads_give_intervals(air):
+    q = Forecaster(
+        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=2, loss="quantile"
+    ).fit(air, train_end=108, val_end=126)
+    out = q.forecast(
+        SeriesData(target=air.target[:120], future_cov=air.future_cov[:120]),
+        6,
+        future_cov=air.future_cov[120:126],
+    )
+    lo, mid, hi = (out["quantiles"][v] for v in (0.1, 0.5, 0.9))
+    assert (lo <= mid + 1e-5).all() and (mid <= hi + 1e-5).all()
+    g = Forecaster(
+        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=2, loss="gaussian"
+    ).fit(air, train_end=108, val_end=126)
+    out = g.forecast(
+        SeriesData(target=air.target[:120], future_cov=air.future_cov[:120]),
+        6,
+        future_cov=air.future_cov[120:126],
+        samples=20,
+    )
+    assert out["samples"].shape == (20, 6, 1) and (out["std"] > 0).all()
+
+
+def test_errors_too_short_nan_missing_covariates(air, fitted):
+    with pytest.raises(DataError, match="lookback 24 \\+ horizon 6 = 30 rows"):
+        Forecaster(lookback=24, horizon=6).fit(SeriesData(target=air.target[:40]), train_end=20)
+    bad = air.target.copy()
+    bad[5] = np.nan
+    with pytest.raises(DataError, match="row 5 holds NaN"):
+        SeriesData(target=bad, name="air")
+    with pytest.raises(DataError, match="future_cov"):
+        fitted.forecast(SeriesData(target=air.target[:50], future_cov=air.future_cov[:50]), 5)
+
+
+def run(*args, check=True):
+    p = subprocess.run(
+        [sys.executable, "-m", "seqshape", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(p.stderr)
+    return p
+
+
+def test_cli_train_evaluate_forecast_on_etth1_excerpt(shared_data, tmp_path):
+    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()[:1501]
+    data = tmp_path / "ett.csv"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "m"
+    run(
+        "train",
+        "forecast",
+        "--data",
+        data,
+        "--target",
+        "OT",
+        "--past-covariates",
+        "HUFL",
+        "--future-covariates",
+        "auto",
+        "--lookback",
+        "24",
+        "--horizon",
+        "12",
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--no-progress",
+    )
+    result = json.loads(
+        run("evaluate", out, "--data", data, "--json", "--horizons", "12,36").stdout
+    )
+    for k in ("12", "36"):
+        row = result["by_horizon"][k]
+        assert set(row["baselines"]) == {"naive", "seasonal_naive", "linear"}
+        for m in ("mse", "mae", "mase", "smape"):
+            assert np.isfinite(row[m]) and all(np.isfinite(b[m]) for b in row["baselines"].values())
+    assert result["season"] == 24
+    hist = tmp_path / "hist.csv"
+    hist.write_text("\n".join(lines[:201]) + "\n")
+    csv_out = tmp_path / "f.csv"
+    run(
+        "forecast",
+        out,
+        "--history",
+        hist,
+        "--horizon",
+        "40",
+        "--output",
+        csv_out,
+        "--plot",
+        tmp_path / "f.png",
+    )
+    rows = csv_out.read_text().splitlines()
+    assert len(rows) == 41 and rows[1].split(",")[1] == "2016-07-09 08:00:00"
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_data_errors_are_one_line(shared_data, tmp_path):
+    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()[:400]
+    swapped = lines[:]
+    swapped[10], swapped[11] = swapped[11], swapped[10]
+    (tmp_path / "swap.csv").write_text("\n".join(swapped) + "\n")
+    common = [
+        "--lookback",
+        "24",
+        "--horizon",
+        "12",
+        "--out",
+        tmp_path / "m",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
+    p = run(
+        "train", "forecast", "--data", tmp_path / "swap.csv", "--target", "OT", *common, check=False
+    )
+    assert p.returncode == 2 and "swap.csv line 12" in p.stderr and "Traceback" not in p.stderr
+    p = run(
+        "train",
+        "forecast",
+        "--data",
+        tmp_path / "swap.csv",
+        "--target",
+        "NOPE",
+        *common,
+        check=False,
+    )
+    assert p.returncode == 2 and "NOPE" in p.stderr
+    nan = lines[:]
+    nan[20] = nan[20].rsplit(",", 1)[0] + ","
+    (tmp_path / "nan.csv").write_text("\n".join(nan) + "\n")
+    p = run(
+        "train", "forecast", "--data", tmp_path / "nan.csv", "--target", "OT", *common, check=False
+    )
+    assert p.returncode == 2 and "nan.csv line 21" in p.stderr
+    assert not (tmp_path / "m").exists()
