@@ -92,14 +92,14 @@ def test_classify_matches_the_forward_pass(pooling, bidirectional, layers, cell)
     assert got["lengths"] == (3,) and e.lengths == tuple(LENGTHS)
     assert got["mask"] == tuple(enc.mask.shape)
     assert got["outputs"] == tuple(enc.outputs.shape)
-    assert got["h_n"] == tuple(enc.state[0].shape) == (layers * cfg.directions, 3, 7)
+    assert got["h_n"] == tuple(enc.state[0].shape) == (layers * (2 if bidirectional else 1), 3, 7)
     assert ("c_n" in got) == (cell == "lstm")
     assert got["last"] == tuple(enc.last.shape)
     assert got["logits"] == tuple(logits.shape) == (3, 4)
     if pooling == "attention":
         assert got["attention weights"] == (3, 9)
     # the claim about which slice of h_n is the last layer holds on these tensors
-    D = cfg.directions
+    D = 2 if bidirectional else 1
     assert torch.allclose(torch.cat(list(enc.state[0][-D:]), dim=-1), enc.last, atol=1e-6)
     assert f"h_n[-{D}" in e.stage("h_n").meaning if D == 2 else "h_n[-1]" in e.stage("h_n").meaning
     check_common(e, net)
@@ -131,7 +131,8 @@ def test_tag_matches_the_forward_pass():
         out = net(x, lengths)
     assert shapes(e)["logits"] == tuple(out.shape) == (3, 9, 5)
     assert shapes(e)["outputs"] == (3, 9, 8)  # bidirectional by default: D·H
-    assert "20" not in e.stage("logits").meaning and "10 padded" in e.stage("logits").meaning
+    n_pad = 3 * 9 - sum(LENGTHS)
+    assert f"the {n_pad} padded step(s)" in e.stage("logits").meaning
     check_common(e, net)
 
 
@@ -285,10 +286,14 @@ def test_cli_table_json_and_plot(tmp_path):
 
     assert matplotlib.image.imread(png).shape[0] > 200
 
-    p = cli("seq2seq", "--input-size", "4", "--output-size", "2", "--lengths", "7,3", "--format",
-            "json")  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    d = json.loads(p.stdout)
+
+def test_cli_json(capsys):
+    """The same entry point in process: JSON that matches the options' shapes."""
+    from seqshape.cli import main
+
+    args = ["seq2seq", "--input-size", "4", "--output-size", "2", "--lengths", "7,3"]
+    assert main(["explain", *args, "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
     got = {s["name"]: s["shape"] for s in d["stages"]}
     assert got["src"] == [2, 7, 4] and got["attention weights"] == [2, 8, 7]
     assert got["outputs"] == [2, 8, 2]
@@ -302,15 +307,26 @@ def test_cli_model_directory_and_errors(trained, tmp_path):
     assert p.returncode == 0, p.stderr
     got = {s["name"]: s["shape"] for s in json.loads(p.stdout)["stages"]}
     assert got["x"] == [2, 29, 12] and got["logits"] == [2, len(clf.classes_)]
-    for args, message in [
-        ((path, "--hidden", "3"), "--hidden: "),
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("MODEL", "--hidden", "3"), "--hidden: "),
         (("nowhere",), "expected a mode"),
         (("forecast", "--classes", "3"), "--classes: not used by mode forecast"),
         (("classify", "--lengths", "7,x"), "--lengths: expected comma-separated"),
-    ]:
-        p = cli(*args)
-        assert p.returncode == 2, (args, p.stderr)
-        assert p.stderr.count("\n") == 1 and message in p.stderr, p.stderr
+        (("classify", "--format", "xml"), "--format: expected table or json"),
+    ],
+)
+def test_cli_user_errors_are_one_line_exit_2(trained, capsys, args, message):
+    """The CLI's own entry point, in process (the subprocess runs above cover the wiring)."""
+    from seqshape.cli import main
+
+    args = [str(trained[1]) if a == "MODEL" else a for a in args]
+    assert main(["explain", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
 
 
 def test_explain_does_not_change_the_model(trained):
@@ -322,3 +338,24 @@ def test_explain_does_not_change_the_model(trained):
     assert clf.net.training  # the mode is restored
     clf.net.eval()
     assert np.array_equal(clf.predict_proba(X), before)
+
+
+@pytest.mark.parametrize("mode", sorted(EXPLAINERS))
+def test_every_kind_of_model_directory_loads(mode, tmp_path):
+    """A directory written the way the APIs write theirs (config.to_dict() + weights)."""
+    from seqshape.artifacts import save_model_dir
+    from seqshape.explain import explain_model_dir
+
+    ex = EXPLAINERS[mode]
+    net = ex.build(ExplainOptions(hidden=4))
+    save_model_dir(
+        tmp_path / "m",
+        kind=ex.kind,
+        config=net.config.to_dict(),
+        state_dict=net.state_dict(),
+        preprocessing={},
+    )
+    e = explain_model_dir(tmp_path / "m", ExplainOptions(batch=2))
+    fresh = explain(net, batch=2)
+    assert [(s.name, s.shape) for s in e.stages] == [(s.name, s.shape) for s in fresh.stages]
+    assert e.total_parameters == fresh.total_parameters

@@ -183,7 +183,12 @@ def load_weights(module: torch.nn.Module, files: ModelFiles) -> None:
             raise ArtifactError(
                 f"{where}: tensor {name}: expected shape {tuple(t.shape)}, got {tuple(got[name].shape)}"
             )
-        if not torch.isfinite(got[name]).all():
+        if got[name].dtype != t.dtype:
+            raise ArtifactError(
+                f"{where}: tensor {name}: expected dtype {str(t.dtype).removeprefix('torch.')}, "
+                f"got {str(got[name].dtype).removeprefix('torch.')}"
+            )
+        if got[name].is_floating_point() and not torch.isfinite(got[name]).all():
             raise ArtifactError(f"{where}: tensor {name} holds NaN or inf")
     module.load_state_dict(got)
 

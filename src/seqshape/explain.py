@@ -18,6 +18,7 @@ forward whose saved tensors are measured. Adding a mode is adding one entry.
 
 from __future__ import annotations
 
+import importlib
 import textwrap
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -160,7 +161,9 @@ class Explanation:
         return _plot(self, Path(path))
 
 
-ACTIVATION_NOTE = "sum of the distinct tensors listed above, forward pass without gradients"
+ACTIVATION_NOTE = (
+    "sum of the tensors listed above, each counted once; a forward pass without gradients"
+)
 TRAINING_NOTE = (
     "measured: bytes of the non-parameter tensors autograd saves in one training-mode forward"
 )
@@ -272,7 +275,7 @@ class Trace:
         self.stages: list[Stage] = []
         self.notes: list[str] = []
         self.parameters: dict[str, int] = {}
-        self._storages: dict[int, int] = {}
+        self._tensors: dict[tuple, int] = {}
 
     def size(self, axis: str) -> int:
         total = 0
@@ -303,11 +306,12 @@ class Trace:
         for m in modules:
             if m in self.parameters:
                 continue
-            n = _count(getattr(self.net, m, None) if "." not in m else _get(self.net, m))
+            n = _count(getattr(self.net, m, None))
             self.parameters[m] = n
             params += n
-        storage = tensor.untyped_storage()
-        self._storages[storage.data_ptr()] = storage.nbytes()
+        # the same tensor (or the same view) listed twice counts once
+        key = (tensor.data_ptr(), shape, tuple(tensor.stride()))
+        self._tensors[key] = tensor.element_size() * tensor.numel()
         self.stages.append(
             Stage(
                 name=name,
@@ -323,13 +327,7 @@ class Trace:
 
     @property
     def activation_bytes(self) -> int:
-        return sum(self._storages.values())
-
-
-def _get(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        obj = getattr(obj, part, None)
-    return obj
+        return sum(self._tensors.values())
 
 
 def _count(obj: Any) -> int:
@@ -503,6 +501,11 @@ class Explainer:
 EXPLAINERS: dict[str, Explainer] = {}
 
 
+def _lazy(module: str, name: str) -> Callable[[], type]:
+    """A class imported on first use (``explain`` imports only the models it needs)."""
+    return lambda: getattr(importlib.import_module(f"seqshape.models.{module}"), name)
+
+
 def register(explainer: Explainer) -> Explainer:
     EXPLAINERS[explainer.mode] = explainer
     return explainer
@@ -650,10 +653,8 @@ register(
         mode="classify",
         kind="classifier",
         summary="many-to-one: x (B, T, F), T varies per sequence -> (B, N) class scores",
-        net_class=lambda: __import__("seqshape.models.classifier", fromlist=["x"]).ClassifierNet,
-        config_class=lambda: (
-            __import__("seqshape.models.classifier", fromlist=["x"]).ClassifierConfig
-        ),
+        net_class=_lazy("classifier", "ClassifierNet"),
+        config_class=_lazy("classifier", "ClassifierConfig"),
         build=_classify_build,
         example=_seq_example,
         read=_seq_read,
@@ -712,8 +713,8 @@ register(
         mode="tag",
         kind="tagger",
         summary="many-to-many aligned: x (B, T, F) -> (B, T, N), one label per valid step",
-        net_class=lambda: __import__("seqshape.models.tagger", fromlist=["x"]).TaggerNet,
-        config_class=lambda: __import__("seqshape.models.tagger", fromlist=["x"]).TaggerConfig,
+        net_class=_lazy("tagger", "TaggerNet"),
+        config_class=_lazy("tagger", "TaggerConfig"),
         build=_tag_build,
         example=_seq_example,
         read=_seq_read,
@@ -892,10 +893,8 @@ register(
         mode="forecast",
         kind="forecaster",
         summary="forecast: history (B, T, O+C) -> (B, K, O) for any horizon K",
-        net_class=lambda: __import__("seqshape.models.forecaster", fromlist=["x"]).ForecasterNet,
-        config_class=lambda: (
-            __import__("seqshape.models.forecaster", fromlist=["x"]).ForecasterConfig
-        ),
+        net_class=_lazy("forecaster", "ForecasterNet"),
+        config_class=_lazy("forecaster", "ForecasterConfig"),
         build=_forecast_build,
         example=_forecast_example,
         read=_forecast_read,
@@ -1130,8 +1129,8 @@ register(
         mode="seq2seq",
         kind="seq2seq",
         summary="seq2seq: src (B, S, F) or ids (B, S) -> (B, U, O) or ids (B, U), S != U",
-        net_class=lambda: __import__("seqshape.models.seq2seq", fromlist=["x"]).Seq2SeqNet,
-        config_class=lambda: __import__("seqshape.models.seq2seq", fromlist=["x"]).Seq2SeqConfig,
+        net_class=_lazy("seq2seq", "Seq2SeqNet"),
+        config_class=_lazy("seq2seq", "Seq2SeqConfig"),
         build=_s2s_build,
         example=_s2s_example,
         read=_s2s_read,
@@ -1265,10 +1264,8 @@ register(
         mode="generate",
         kind="generator",
         summary="one-to-many: a static vector (B, F) -> a sequence (B, U, O) or ids (B, U)",
-        net_class=lambda: __import__("seqshape.models.generator", fromlist=["x"]).GeneratorNet,
-        config_class=lambda: (
-            __import__("seqshape.models.generator", fromlist=["x"]).GeneratorConfig
-        ),
+        net_class=_lazy("generator", "GeneratorNet"),
+        config_class=_lazy("generator", "GeneratorConfig"),
         build=_gen_build,
         example=_gen_example,
         read=_gen_read,
@@ -1282,6 +1279,8 @@ register(
 
 # -- the front -----------------------------------------------------------------------------------
 def _run(ex: Explainer, net: nn.Module, batch: tuple, source: str) -> Explanation:
+    device = next(net.parameters()).device
+    batch = tuple(b.to(device) if isinstance(b, Tensor) else b for b in batch)
     was_training = net.training
     net.eval()
     try:

@@ -229,7 +229,7 @@ def test_models_that_cannot_stream_or_forecast(server):
     assert r.json()["detail"] == "model 'jv' is a classifier; forecast needs a forecaster"
 
 
-def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(trained, tmp_path):
+def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(trained, tmp_path, capsys):
     """SIGKILL with an observe in flight, restart on the same state file, continue exactly."""
     clf, x, y = trained["clf"], trained["test"][5], trained["test"][6]
     state = tmp_path / "state.sqlite3"
@@ -272,32 +272,30 @@ def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(trained, tmp_path
             _proba(r.json()["results"], clf.classes_), clf.predict_proba([y[:4]]), atol=1e-5
         )
         # a second server on the same state file is refused while b holds it
-        second = subprocess.run(
-            [sys.executable, "-m", "seqshape", "serve", *args, "--port", str(_free_port())],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "SEQSHAPE_THREADS": "1"},
-        )
-        assert second.returncode == 2 and "in use by another seqshape server" in second.stderr
+        assert cli_main(["serve", *args, "--port", str(_free_port())]) == 2
+        assert "in use by another seqshape server" in capsys.readouterr().err
     finally:
         b.stop()
 
 
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_idle_streams_close(trained, tmp_path):
-    live = Live(
-        [str(trained["jv"]), "--state", str(tmp_path / "s.sqlite3"), "--idle-timeout", "0.3"],
-        tmp_path / "log.txt",
-    )
-    try:
-        sid = live.http.post("/v1/models/jv/streams").json()["stream_id"]
-        time.sleep(0.6)  # twice the timeout: the stream is idle past it whatever the load
-        r = _observe(live, sid, 0, trained["test"][0][:1].tolist())
-        assert r.status_code == 404 and "idle" in r.json()["detail"]
-        assert "seqshape_streams_expired_total 1" in live.http.get("/metrics").text
-    finally:
-        live.stop()
+    """In process (the same app the CLI serves): a stream idle past the timeout is closed."""
+    from fastapi.testclient import TestClient
+
+    from seqshape.serve.adapters import load_models
+    from seqshape.serve.app import ServeConfig, create_app
+
+    config = ServeConfig(idle_timeout=0.3, state_path=tmp_path / "s.sqlite3")
+    with TestClient(create_app(load_models([str(trained["jv"])]), config)) as client:
+        sid = client.post("/v1/models/jv/streams").json()["stream_id"]
+        time.sleep(0.6)  # twice the timeout: idle past it whatever the load
+        body = {"seq": 0, "points": trained["test"][0][:1].tolist()}
+        r = client.post(f"/v1/streams/{sid}/observe", json=body)
+        # closed by the periodic sweep or on this access, whichever came first
+        assert r.status_code == 404 and re.search(r"idle.*0\.3 s|0\.3 s idle", r.json()["detail"])
+        assert "seqshape_streams_expired_total 1" in client.get("/metrics").text
+        assert client.post(f"/v1/streams/{sid}/observe", json=body).status_code == 404
 
 
 # -- auth -----------------------------------------------------------------------------------------
@@ -357,7 +355,9 @@ def test_limits(limited):
     assert detail(r, 422).startswith("k: Input should be less than or equal to 4")
     # body size: announced by Content-Length, and streamed without one
     big = b'{"sequences": [[[' + b"0.5," * 1200 + b"0.5]]]}"
-    assert "body: expected at most 4000 bytes" in detail(_raw_post(limited, "/v1/models/jv/predict", big), 413)
+    assert "body: expected at most 4000 bytes" in detail(
+        _raw_post(limited, "/v1/models/jv/predict", big), 413
+    )
     r = h.post(
         "/v1/models/jv/predict",
         content=iter([big[:3000], big[3000:]]),
@@ -368,6 +368,8 @@ def test_limits(limited):
     sid = h.post("/v1/models/jv/streams").json()["stream_id"]
     r = _observe(limited, sid, 0, [row] * 4)
     assert detail(r, 422).startswith("points: List should have at most 3 items")
+    r = _observe(limited, sid, 0, [row, [0.5] * 11])
+    assert detail(r, 422).startswith("points[1]: expected F=12 features")
     assert _observe(limited, sid, 0, [row] * 3).status_code == 200
     sid2 = h.post("/v1/models/jv/streams").json()["stream_id"]
     r = h.post("/v1/models/jv/streams")
@@ -383,21 +385,37 @@ def test_limits(limited):
 @pytest.mark.parametrize(
     ("body", "status", "detail"),
     [
-        (b'{"sequences": [[[NaN, 1]]]}', 422, "sequences[0][0][0]: Input should be a finite number"),
+        (
+            b'{"sequences": [[[NaN, 1]]]}',
+            422,
+            "sequences[0][0][0]: Input should be a finite number",
+        ),
         (b'{"sequences": [[[1, Infinity]]]}', 422, "sequences[0][0][1]: Input should be a finite"),
         (b'{"sequences": [[[1e999]]]}', 422, "sequences[0][0][0]: Input should be a finite number"),
-        (b'{"sequences": [[[1e300' + b",1" * 11 + b"]]]}", 422, "sequences[0][0][0]: expected a number within float32"),
+        (
+            b'{"sequences": [[[1e300' + b",1" * 11 + b"]]]}",
+            422,
+            "sequences[0][0][0]: expected a number within float32",
+        ),
         (b'{"sequences": [[["1"]]]}', 422, "sequences[0][0][0]: Input should be a valid number"),
         (b'{"sequences": [[[true]]]}', 422, "sequences[0][0][0]: Input should be a valid number"),
-        (b'{"sequences": [[[1]]]}', 422, "sequences[0][0]: expected F=12 features (the model's input size), got 1"),
-        (b'{"sequences": [[[1,2,3,4,5,6,7,8,9,10,11,12]], [[1,2,3,4,5,6,7,8,9,10,11,12], [1]]]}', 422, "sequences[1][1]: expected F=12 features"),
+        (
+            b'{"sequences": [[[1]]]}',
+            422,
+            "sequences[0][0]: expected F=12 features (the model's input size), got 1",
+        ),
+        (
+            b'{"sequences": [[[1,2,3,4,5,6,7,8,9,10,11,12]], [[1,2,3,4,5,6,7,8,9,10,11,12], [1]]]}',
+            422,
+            "sequences[1][1]: expected F=12 features",
+        ),
         (b'{"sequences": [[]]}', 422, "sequences[0]: List should have at least 1 item"),
         (b'{"sequences": [[[]]]}', 422, "sequences[0][0]: List should have at least 1 item"),
         (b'{"sequences": 5}', 422, "sequences: Input should be a valid list"),
         (b'{"sequence": []}', 422, "sequences: Field required"),
         (b'{"sequences": [[[1]]], "extra": 1}', 422, "extra: Extra inputs are not permitted"),
         (b"[1, 2", 422, "body: not valid JSON"),
-        (b"", 422, "sequences: Field required"),
+        (b"", 422, "body: Field required"),
         (b"[" * 50000, 400, "error parsing the body"),
     ],
 )
@@ -409,7 +427,9 @@ def test_predict_rejects_bad_bodies(server, body, status, detail):
 
 def test_unknown_models_streams_and_bad_observes(server, trained):
     r = server.http.post("/v1/models/nope/predict", json={"sequences": [[[1.0] * 12]]})
-    assert r.status_code == 404 and r.json()["detail"] == "model 'nope' is not loaded; loaded: bi, jv"
+    assert (
+        r.status_code == 404 and r.json()["detail"] == "model 'nope' is not loaded; loaded: bi, jv"
+    )
     assert server.http.post("/v1/models/nope/streams").status_code == 404
     for method in ("GET", "DELETE"):
         r = server.http.request(method, "/v1/streams/abc")
@@ -420,7 +440,7 @@ def test_unknown_models_streams_and_bad_observes(server, trained):
         ({"seq": -1, "points": [[1.0] * 12]}, "seq: Input should be greater than or equal to 0"),
         ({"seq": 2**63, "points": [[1.0] * 12]}, "seq: Input should be less than or equal to"),
         ({"seq": 0.0, "points": [[1.0] * 12]}, "seq: Input should be a valid integer"),
-        ({"seq": 0, "points": [[1.0] * 11]}, "points[0]: expected F=12 features"),
+        ({"seq": 0, "points": [[1.0] * 12, [1.0] * 11]}, "points[1]: expected F=12 features"),
         ({"seq": 0, "points": []}, "points: List should have at least 1 item"),
         ({"points": [[1.0] * 12]}, "seq: Field required"),
     ]:

@@ -53,9 +53,7 @@ def new_model(seed: int) -> ClassifierNet:
     return ClassifierNet(cfg)
 
 
-def train(
-    jv, tmp: Path | None, *, crash_at=None, nan_at=None, config=None, resume=False, **kw
-):
+def train(jv, tmp: Path | None, *, crash_at=None, nan_at=None, config=None, resume=False, **kw):
     """One fit() on the excerpt; ``crash_at``/``nan_at`` = (epoch, step) to fail at.
 
     A resumed run starts from other initial weights and other global RNG states than a fresh one:

@@ -273,20 +273,21 @@ def _pairs(sources, targets) -> tuple[list, list]:
 class Seq2Seq:
     """Encoder-decoder LSTM with attention; see the module docstring.
 
-    Defaults were chosen on CMUdict grapheme->phoneme (a validation split of the training words).
+    The model defaults are those of the CMUdict grapheme->phoneme results in docs/seq2seq.md
+    (Luong "general" attention: on one CPU thread 1.8x faster to train than "additive").
     """
 
     def __init__(
         self,
         *,
-        attention: str = "additive",
+        attention: str = "general",
         hidden_size: int = 128,
         embedding_size: int = 64,
         num_layers: int = 1,
         bidirectional: bool = True,
         decoder_hidden_size: int = 0,
         cell: str = "lstm",
-        dropout: float = 0.2,
+        dropout: float = 0.1,
         teacher_forcing: float = 1.0,
         label_smoothing: float = 0.0,
         beam_size: int = 1,
@@ -294,7 +295,7 @@ class Seq2Seq:
         max_len: int | None = None,
         min_freq: int = 1,
         epochs: int = 30,
-        batch_size: int = 64,
+        batch_size: int = 128,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         patience: int = 5,

@@ -275,7 +275,8 @@ def demo(
     threads: Threads = None,
     progress: Progress = True,
 ) -> None:
-    """Train and evaluate on bundled real data: JapaneseVowels speaker classification (9 classes)."""
+    """Train and evaluate on bundled real data: JapaneseVowels speaker classification (many-to-one)
+    and AirPassengers forecasting (autoregressive, against baselines)."""
     from .. import datasets
     from ..api.classifier import SequenceClassifier
 
@@ -299,5 +300,15 @@ def demo(
         "model_dir": str(model_dir),
         "confusion_matrix_png": str(model_dir / "confusion_matrix.png"),
     }
-    (Path(out) / "summary.json").write_text(json.dumps({"classify": summary}, indent=2) + "\n")
     console.print(f"wrote {model_dir} (model, metrics.json, confusion_matrix.png, train_log.jsonl)")
+    from .forecast import demo_forecast
+
+    console.print(
+        "\n[bold]seqshape demo[/]: forecasting AirPassengers (monthly 1949-1960): train 1949-57, "
+        "validate 1958, backtest 1959-60 at K=12 against naive, seasonal naive and linear"
+    )
+    forecast = demo_forecast(Path(out), seed=seed, threads=threads, progress=progress)
+    console.print(f"wrote {forecast['model_dir']} (model, metrics.json, forecast.png)")
+    (Path(out) / "summary.json").write_text(
+        json.dumps({"classify": summary, "forecast": forecast}, indent=2) + "\n"
+    )

@@ -138,6 +138,12 @@ def explain_command(
         if unused:
             flags = ", ".join("--" + k.replace("_", "-") for k in unused)
             raise ConfigError(f"{flags}: not used by mode {target}")
+        for flag, value, modes in (
+            ("--horizon", horizon, ("forecast",)),
+            ("--target-steps", target_steps, ("seq2seq", "generate")),
+        ):
+            if value is not None and target not in modes:
+                raise ConfigError(f"{flag}: not used by mode {target}")
         result = explain_mode(target, ExplainOptions(**model, **sizes))
     else:
         raise ConfigError(

@@ -118,13 +118,17 @@ class SeriesFrame:
             ts = np.asarray(ts).astype("datetime64[ns]")
             t = self.target[i].shape[0]
             if ts.shape != (t,):
-                raise ShapeError(f"timestamps[{i}]: expected ({t},) like target[{i}], got {ts.shape}")
+                raise ShapeError(
+                    f"timestamps[{i}]: expected ({t},) like target[{i}], got {ts.shape}"
+                )
             if t == 0:
                 raise ShapeError(f"series {self.series_ids[i]!r}: expected at least one step")
             for label in ("past_cov", "future_cov"):
                 if getattr(self, label)[i].shape[0] != t:
                     got = getattr(self, label)[i].shape[0]
-                    raise ShapeError(f"{label}[{i}]: expected {t} steps like target[{i}], got {got}")
+                    raise ShapeError(
+                        f"{label}[{i}]: expected {t} steps like target[{i}], got {got}"
+                    )
             bad = np.flatnonzero(np.diff(ts) <= np.timedelta64(0, "ns"))
             if bad.size:
                 j = int(bad[0])
@@ -226,7 +230,7 @@ def from_arrays(
     *,
     timestamps: Sequence[np.ndarray] | np.ndarray | None = None,
     start: str = "2000-01-01",
-    freq: str = "h",
+    freq: str | None = None,
     past_cov: Sequence[np.ndarray] | np.ndarray | None = None,
     future_cov: Sequence[np.ndarray] | np.ndarray | None = None,
     series_ids: Sequence[str] | None = None,
@@ -238,7 +242,8 @@ def from_arrays(
 ) -> SeriesFrame:
     """Build a SeriesFrame from arrays: one ``(T, O)`` array (or ``(T,)``) or a list of them.
 
-    Without ``timestamps`` each series gets ``start, start + freq, ...``. ``calendar=True``
+    Without ``timestamps`` each series gets ``start, start + freq, ...`` (``freq`` defaults to
+    ``"h"``); with them, ``freq`` defaults to the first series' inferred step. ``calendar=True``
     appends calendar features (see :func:`calendar_features`) to the future covariates.
     """
 
@@ -254,21 +259,24 @@ def from_arrays(
     targets = [a[:, None] if a.ndim == 1 else a for a in targets]
     s = len(targets)
     if timestamps is None:
+        freq = freq or "h"
         stamps = [date_range(start, a.shape[0], freq) for a in targets]
     else:
         if isinstance(timestamps, np.ndarray) and timestamps.ndim == 1 and s == 1:
             timestamps = [timestamps]
         stamps = [np.asarray(t).astype("datetime64[ns]") for t in timestamps]
-    o = targets[0].shape[1] if targets[0].ndim == 2 else 0
+        if freq is None and stamps and stamps[0].size >= 2:
+            freq = infer_freq(stamps[0], strict=False)
+    o = targets[0].shape[1]
 
-    def block(x: Any, label: str) -> list[np.ndarray]:
+    def block(x: Any) -> list[np.ndarray]:
         arrays = as_list(x)
         if arrays is None:
             return [np.zeros((a.shape[0], 0), dtype=np.float32) for a in targets]
         return [a[:, None] if a.ndim == 1 else a for a in arrays]
 
-    past = block(past_cov, "past_cov")
-    fut = block(future_cov, "future_cov")
+    past = block(past_cov)
+    fut = block(future_cov)
     pnames = list(past_cov_names or [f"past_{j}" for j in range(past[0].shape[1])])
     fnames = list(future_cov_names or [f"future_{j}" for j in range(fut[0].shape[1])])
     cal_names: list[str] = []
@@ -350,7 +358,9 @@ def infer_freq(timestamps: np.ndarray, *, strict: bool = True, name: str = "time
     """
     ts = np.asarray(timestamps).astype("datetime64[ns]")
     if ts.ndim != 1 or ts.size < 2:
-        raise DataError(f"{name}: expected at least 2 timestamps to infer a frequency, got {ts.size}")
+        raise DataError(
+            f"{name}: expected at least 2 timestamps to infer a frequency, got {ts.size}"
+        )
     steps = np.diff(ts).astype(np.int64)
     if (steps <= 0).any():
         j = int(np.flatnonzero(steps <= 0)[0])
@@ -556,7 +566,9 @@ def read_series_csv(
         for r, row in enumerate(rows):
             sid = row[sid_j].strip()
             if not sid:
-                raise DataError(f"{name} line {lines[r]}: column {series_column!r}: empty series id")
+                raise DataError(
+                    f"{name} line {lines[r]}: column {series_column!r}: empty series id"
+                )
             order.setdefault(sid, []).append(r)
         ids = list(order)
         groups = [np.array(v, dtype=np.int64) for v in order.values()]
@@ -902,7 +914,9 @@ def split_by_dates(frame: SeriesFrame, dates: Sequence[Any]) -> Splits:
     except (ValueError, TypeError) as e:
         raise ConfigError(f"dates: expected 2 dates, got {list(dates)!r} ({e})") from None
     if not d[0] < d[1]:
-        raise ConfigError(f"dates: expected the validation start before the test start, got {dates}")
+        raise ConfigError(
+            f"dates: expected the validation start before the test start, got {dates}"
+        )
     rows = []
     for ts in frame.timestamps:
         a, v = np.searchsorted(ts, d, side="left")
@@ -1005,7 +1019,9 @@ class SeriesScaler:
         if not self.per_series:
             return 0, None
         if series is None:
-            raise ConfigError("series: a per-series scaler needs to know which series (id or index)")
+            raise ConfigError(
+                "series: a per-series scaler needs to know which series (id or index)"
+            )
         arr = np.asarray(series)
         if arr.dtype.kind in "US":
             idx = np.array([self._index(str(s)) for s in arr.ravel()]).reshape(arr.shape)
@@ -1133,7 +1149,9 @@ class SeriesScaler:
                         f"scaler.{key}.{block}: expected {g} x {len(cols)} numbers"
                     ) from None
                 if not np.isfinite(arr).all() or (key == "std" and (arr <= 0).any()):
-                    raise ConfigError(f"scaler.{key}.{block}: expected finite (std: positive) values")
+                    raise ConfigError(
+                        f"scaler.{key}.{block}: expected finite (std: positive) values"
+                    )
                 store[block] = arr
         return sc
 

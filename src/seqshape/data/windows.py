@@ -53,9 +53,15 @@ def _as_bounds(lengths_or_bounds: Any) -> np.ndarray:
     return b
 
 
-def count_windows(lengths_or_bounds: Any, lookback: int, horizon: int, stride: int = 1) -> np.ndarray:
+def count_windows(
+    lengths_or_bounds: Any, lookback: int, horizon: int, stride: int = 1
+) -> np.ndarray:
     """(S,) int64: how many windows :func:`make_windows` gives per series (the formula above)."""
-    n, k, st = _positive("lookback", lookback), _positive("horizon", horizon), _positive("stride", stride)
+    n, k, st = (
+        _positive("lookback", lookback),
+        _positive("horizon", horizon),
+        _positive("stride", stride),
+    )
     b = _as_bounds(lengths_or_bounds)
     first = np.maximum(b[:, 0], n)
     span = b[:, 1] - k - first
@@ -78,7 +84,11 @@ def make_windows(
     then by time. A series (or part) too short for one window raises DataError naming it and
     the steps needed vs available; ``skip_short=True`` skips it instead (DataError if all are).
     """
-    n, k, st = _positive("lookback", lookback), _positive("horizon", horizon), _positive("stride", stride)
+    n, k, st = (
+        _positive("lookback", lookback),
+        _positive("horizon", horizon),
+        _positive("stride", stride),
+    )
     b = _as_bounds(lengths_or_bounds)
     counts = count_windows(b, n, k, st)
     if series_ids is not None and len(series_ids) != b.shape[0]:
@@ -173,13 +183,17 @@ class WindowDataset:
     the frame first (``SeriesScaler.transform``) if the model wants scaled inputs.
     """
 
-    def __init__(self, frame: SeriesFrame, windows: np.ndarray, lookback: int, horizon: int) -> None:
+    def __init__(
+        self, frame: SeriesFrame, windows: np.ndarray, lookback: int, horizon: int
+    ) -> None:
         self.frame = frame
         self.lookback = _positive("lookback", lookback)
         self.horizon = _positive("horizon", horizon)
         w = np.asarray(windows)
         if w.ndim != 2 or w.shape[1] != 2 or w.dtype.kind not in "iu":
-            raise ShapeError(f"windows: expected (W, 2) integers (series_idx, start), got {w.shape}")
+            raise ShapeError(
+                f"windows: expected (W, 2) integers (series_idx, start), got {w.shape}"
+            )
         w = w.astype(np.int64)
         s = len(frame)
         if w.size:

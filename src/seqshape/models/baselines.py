@@ -12,7 +12,8 @@ the same windows (:mod:`seqshape.data.windows`) as the LSTM and are scored by th
   squares) instead of by gradient descent. DLinear splits the window into a moving-average
   trend and a remainder and maps each linearly; both are linear in the window, so their sum is
   again one N -> K linear map and the closed-form fit covers it. ``subtract_last=True`` gives
-  their NLinear variant (the window's last value is subtracted before and added back after).
+  their NLinear variant (the window's last value is subtracted before and added back after, so
+  the effective weights on the window sum to 1: it suits drifting levels, not mean reversion).
 """
 
 from __future__ import annotations
@@ -107,42 +108,56 @@ def autocorrelation(series: np.ndarray, max_lag: int) -> np.ndarray:
     return (acov[:, keep] / var[keep]).mean(axis=1)
 
 
+def _detrend(x: np.ndarray) -> np.ndarray:
+    """(T, O) minus each column's least-squares line."""
+    t = np.arange(x.shape[0], dtype=np.float64)
+    design = np.stack([t, np.ones_like(t)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, x, rcond=None)
+    return x - design @ coef
+
+
 def infer_season(
     series: np.ndarray,
     max_lag: int | None = None,
     *,
     freq: str | None = None,
     threshold: float = 0.1,
-    difference: bool = True,
 ) -> int:
-    """The seasonal period of a (T,) or (T, O) series: the lag of its highest autocorrelation peak.
+    """The seasonal period of a (T,) or (T, O) series, from its autocorrelation (ACF).
 
-    The series is first differenced (``difference=True``) so a trend does not swamp the season
-    (AirPassengers' raw ACF only decays). Candidates are the local maxima ``2 <= l < max_lag``
-    of the ACF (:func:`autocorrelation`) above ``threshold``; the highest wins (ties: the
-    smallest lag). The biased ACF shrinks with the lag, so a period beats its multiples. With no
-    candidate: :func:`season_from_freq` of ``freq`` if given, else 1 (no season).
-    ``max_lag`` defaults to ``T // 2`` (a period needs at least two cycles to show).
+    Two ACFs (:func:`autocorrelation`) are averaged: that of the series minus its linear trend
+    (clean for noisy seasonal series) and that of its first difference (which removes slow
+    drifts, e.g. ETTh1's, that otherwise shift the peak). A lag ``2 <= l < max_lag`` is a
+    candidate when the averaged ACF there is a local maximum above ``threshold``, rises at least
+    ``threshold`` above its minimum over lags ``l // 2 .. l`` (a real peak, not a wiggle of a
+    slowly decaying ACF), and the differenced series' own ACF at ``l`` exceeds ``3 / sqrt(T)``
+    (significant, so random walks and white noise give none). The highest candidate wins; the
+    ACF estimate shrinks with the lag, so a period beats its multiples. With no candidate:
+    :func:`season_from_freq` of ``freq`` when given, else 1 (no season). ``max_lag`` defaults
+    to ``T // 2`` (a period needs two cycles to show). Pass the training part only.
     """
     x = np.asarray(series, dtype=np.float64)
-    if x.ndim not in (1, 2) or x.shape[0] < 2:
-        raise ShapeError(f"series: expected (T,) or (T, O) with T >= 2, got {x.shape}")
+    if x.ndim not in (1, 2) or x.shape[0] < 4:
+        raise ShapeError(f"series: expected (T,) or (T, O) with T >= 4, got {x.shape}")
     if not np.isfinite(x).all():
         raise DataError("series: expected finite values, got NaN or inf")
-    if difference:
-        x = np.diff(x, axis=0)
+    x = x[:, None] if x.ndim == 1 else x
     t = x.shape[0]
-    limit = t // 2 if max_lag is None else min(int(max_lag), t - 1)
+    limit = t // 2 if max_lag is None else min(int(max_lag), t - 2)
     fallback = season_from_freq(freq) or 1
     if limit < 3:
         return fallback
-    acf = autocorrelation(x, limit)
-    lags = np.arange(2, limit)
-    peak = (acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1]) & (acf[lags] > threshold)
-    if not peak.any():
-        return fallback
-    cand = lags[peak]
-    return int(cand[np.argmax(acf[cand])])
+    diff_acf = autocorrelation(np.diff(x, axis=0), limit)
+    acf = 0.5 * (autocorrelation(_detrend(x), limit) + diff_acf)
+    best = 0
+    for lag in range(2, limit):
+        if not (acf[lag] > acf[lag - 1] and acf[lag] >= acf[lag + 1] and acf[lag] > threshold):
+            continue
+        if acf[lag] - acf[lag // 2 : lag].min() < threshold or diff_acf[lag] <= 3 / np.sqrt(t):
+            continue
+        if best == 0 or acf[lag] > acf[best]:
+            best = lag
+    return best or fallback
 
 
 class LinearBaseline:
@@ -187,7 +202,10 @@ class LinearBaseline:
         sizes = check_shape(x, "B N O", name="windows_x", known=known)
         y = np.asarray(windows_y, dtype=np.float64)
         check_shape(
-            y, "B K O", name="windows_y", known={"B": sizes["B"], "K": self.horizon, "O": sizes["O"]}
+            y,
+            "B K O",
+            name="windows_y",
+            known={"B": sizes["B"], "K": self.horizon, "O": sizes["O"]},
         )
         if sizes["B"] == 0:
             raise DataError("windows_x: expected at least one training window, got none")

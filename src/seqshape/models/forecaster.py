@@ -51,7 +51,9 @@ class ForecasterConfig:
     strategy: str = "autoregressive"
     loss: str = "mse"
     quantiles: tuple[float, ...] = field(default=(0.1, 0.5, 0.9))
-    window_norm: str = "none"  # "last": subtract each window's last history value, add it back after
+    window_norm: str = (
+        "none"  # "last": subtract each window's last history value, add it back after
+    )
 
     def __post_init__(self) -> None:
         if self.window_norm not in ("none", "last", "mean"):

@@ -64,7 +64,7 @@ class Seq2SeqConfig:
     decoder_hidden_size: int = 0  # H_d; 0 means D·H (the directions side by side, no bridge)
     dropout: float = 0.0
     cell: str = "lstm"
-    attention: str = "additive"
+    attention: str = "general"
     attention_size: int = 0  # additive only; 0 means the key size
 
     def __post_init__(self) -> None:

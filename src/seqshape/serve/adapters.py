@@ -88,7 +88,9 @@ class ModelAdapter:
         }
 
     def _unsupported(self, what: str) -> NotSupportedError:
-        return NotSupportedError(f"model {self.name!r} is a {self.kind}; {what} needs {NEEDS[what]}")
+        return NotSupportedError(
+            f"model {self.name!r} is a {self.kind}; {what} needs {NEEDS[what]}"
+        )
 
     def require(self, what: str) -> None:
         """Raise NotSupportedError unless this model serves ``what`` (an endpoint family)."""
@@ -238,7 +240,9 @@ class ClassifierAdapter(ModelAdapter):
         st = self._state_tensors(state)
         _as_float32(points, "points")
         with np.errstate(over="ignore"):
-            x = (points if self.mean is None else (points - self.mean) / self.std).astype(np.float32)
+            x = (points if self.mean is None else (points - self.mean) / self.std).astype(
+                np.float32
+            )
         if not np.isfinite(x).all():
             j = int(np.argwhere(~np.isfinite(x))[0][0])
             raise DataError(f"points[{j}]: out of range once scaled by the model's scaler")

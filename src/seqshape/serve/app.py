@@ -86,7 +86,9 @@ class ServeConfig:
             raise ConfigError(f"idle_timeout: expected seconds > 0, got {self.idle_timeout!r}")
         if self.state_sync not in ("normal", "full"):
             raise ConfigError(f"state_sync: expected 'normal' or 'full', got {self.state_sync!r}")
-        if self.api_key is not None and (not self.api_key or any(c.isspace() for c in self.api_key)):
+        if self.api_key is not None and (
+            not self.api_key or any(c.isspace() for c in self.api_key)
+        ):
             raise ConfigError("api_key: expected a non-empty key without whitespace")
 
 
@@ -229,23 +231,20 @@ def _error(e: dict) -> dict[str, str]:
     return {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
 
 
-def _arrays(seqs: list[list[list[float]]], features: int | None, name: str) -> list[np.ndarray]:
-    """Nested lists -> (T_i, F) float64 arrays; a wrong or ragged feature count names its row."""
-    out = []
-    for i, s in enumerate(seqs):
-        a = None
-        with contextlib.suppress(ValueError):
-            a = np.array(s, dtype=np.float64)
-        want = features if features is not None else len(s[0])
-        if a is None or a.ndim != 2 or a.shape[1] != want:
-            for j, row in enumerate(s):
-                if len(row) != want:
-                    what = "the model's input size" if features is not None else f"as in {name}[0]"
-                    raise ShapeError(
-                        f"{name}[{i}][{j}]: expected F={want} features ({what}), got {len(row)}"
-                    )
-        out.append(a)
-    return out
+def _array(rows: list[list[float]], features: int | None, where: str) -> np.ndarray:
+    """Nested lists (T, F) -> a float64 array; a wrong or ragged row length names the row."""
+    a = None
+    with contextlib.suppress(ValueError):
+        a = np.array(rows, dtype=np.float64)
+    want = features if features is not None else len(rows[0])
+    if a is None or a.ndim != 2 or a.shape[1] != want:
+        what = "the model's input size" if features is not None else f"as in {where}[0]"
+        for j, row in enumerate(rows):
+            if len(row) != want:
+                raise ShapeError(
+                    f"{where}[{j}]: expected F={want} features ({what}), got {len(row)}"
+                )
+    return a
 
 
 def _digest(points: np.ndarray) -> str:
@@ -527,7 +526,9 @@ class Server:
             model.require("predict")
 
             def work():
-                return model.predict(_arrays(body.sequences, model.features, "sequences"))
+                seqs = body.sequences
+                arrays = [_array(s, model.features, f"sequences[{i}]") for i, s in enumerate(seqs)]
+                return model.predict(arrays)
 
             return {"model": name, "predictions": await run_in_threadpool(work)}
 
@@ -544,10 +545,10 @@ class Server:
             model.require("forecast")
 
             def work():
-                (history,) = _arrays([body.history], None, "history")
+                history = _array(body.history, None, "history")
                 cov = None
                 if body.future_covariates is not None:
-                    (cov,) = _arrays([body.future_covariates], None, "future_covariates")
+                    cov = _array(body.future_covariates, None, "future_covariates")
                 return model.forecast(history, body.k, cov)
 
             return {"model": name, **(await run_in_threadpool(work))}
@@ -622,7 +623,7 @@ class Server:
             """Advance the stream one cell step per point; a repeated seq gets the recorded answer."""
             rec = self._stream(stream_id)
             model = self._stream_model(rec)
-            (points,) = _arrays([body.points], model.features, "points")
+            points = _array(body.points, model.features, "points")
             digest = _digest(points)
             if body.seq < rec.next_seq:
                 reply = self.store.reply(rec.id, body.seq)

@@ -70,7 +70,9 @@ class Reply:
 
 def default_state_path() -> Path:
     """``$XDG_STATE_HOME/seqshape/streams.sqlite3`` (default ``~/.local/state/...``)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     return Path(base) / "seqshape" / "streams.sqlite3"
 
 
@@ -222,7 +224,9 @@ class StreamStore:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
-                ids = [r[0] for r in db.execute("SELECT id FROM streams WHERE last_used<?", (before,))]
+                ids = [
+                    r[0] for r in db.execute("SELECT id FROM streams WHERE last_used<?", (before,))
+                ]
                 db.executemany("DELETE FROM streams WHERE id=?", [(i,) for i in ids])
                 db.executemany("DELETE FROM replies WHERE stream_id=?", [(i,) for i in ids])
                 db.execute("COMMIT")

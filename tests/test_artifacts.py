@@ -1,0 +1,313 @@
+"""Model directories are data, not code: damaged, tampered or foreign files give ArtifactError,
+nothing is ever unpickled, and a write that fails half-way leaves the previous directory intact.
+
+The model directory under test is a real one: a small SequenceClassifier fitted on an excerpt of
+JapaneseVowels and saved by its own save().
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqshape import ArtifactError, SequenceClassifier, datasets
+from seqshape import artifacts as art
+from seqshape.models.classifier import ClassifierConfig, ClassifierNet
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    jv = datasets.load_japanese_vowels("train")
+    clf = SequenceClassifier(hidden_size=8, epochs=1, val_fraction=0.0, seed=0)
+    clf.fit(jv.X[::5], jv.y[::5])
+    return clf.save(tmp_path_factory.mktemp("saved") / "model")
+
+
+@pytest.fixture
+def model_dir(saved, tmp_path) -> Path:
+    return Path(shutil.copytree(saved, tmp_path / "model"))
+
+
+def load(d: Path) -> SequenceClassifier:
+    return SequenceClassifier.load(d)
+
+
+def edit_json(path: Path, change) -> None:
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj))
+
+
+def split_safetensors(path: Path) -> tuple[dict, bytes]:
+    """(header, data) of a safetensors file: 8-byte little-endian header length, JSON, bytes."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
+
+
+def write_safetensors(path: Path, header: dict, data: bytes) -> None:
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+
+
+def test_a_saved_directory_loads_back_exactly(saved, model_dir):
+    clf = load(model_dir)
+    want = load_file(str(saved / "model.safetensors"))
+    for name, t in clf.net.state_dict().items():
+        assert torch.equal(t, want[name]), name
+    assert clf.classes_ == [str(c) for c in range(1, 10)]
+
+
+def test_the_header_rewrite_helper_is_faithful(model_dir):
+    header, data = split_safetensors(model_dir / "model.safetensors")
+    write_safetensors(model_dir / "model.safetensors", header, data)
+    load(model_dir)  # the tampering tests below change one thing, not the encoding
+
+
+# -- the weights file -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep", ["nothing", "4 bytes", "half the header", "all but 1 byte"])
+def test_a_truncated_weights_file_is_an_artifact_error(model_dir, keep):
+    path = model_dir / "model.safetensors"
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    cut = {"nothing": 0, "4 bytes": 4, "half the header": 8 + n // 2, "all but 1 byte": -1}[keep]
+    path.write_bytes(raw[:cut])
+    with pytest.raises(ArtifactError, match=r"model\.safetensors: unreadable or damaged"):
+        load(model_dir)
+
+
+def test_a_missing_weights_file_is_an_artifact_error(model_dir):
+    (model_dir / "model.safetensors").unlink()
+    with pytest.raises(ArtifactError, match=r"model\.safetensors: missing"):
+        load(model_dir)
+
+
+def test_a_header_claiming_other_shapes_of_the_same_size(model_dir):
+    path = model_dir / "model.safetensors"
+    header, data = split_safetensors(path)
+    rows, cols = header["head.weight"]["shape"]
+    header["head.weight"]["shape"] = [cols, rows]  # same bytes, transposed claim
+    write_safetensors(path, header, data)
+    with pytest.raises(
+        ArtifactError, match=rf"tensor head\.weight: expected shape \({rows}, {cols}\), got"
+    ):
+        load(model_dir)
+
+
+def test_a_header_claiming_more_data_than_the_file_holds(model_dir):
+    path = model_dir / "model.safetensors"
+    header, data = split_safetensors(path)
+    rows, cols = header["head.weight"]["shape"]
+    header["head.weight"]["shape"] = [rows, cols + 1]  # the byte range no longer fits the shape
+    write_safetensors(path, header, data)
+    with pytest.raises(ArtifactError, match=r"model\.safetensors: unreadable or damaged"):
+        load(model_dir)
+
+
+def test_renamed_or_missing_tensors_are_named(model_dir):
+    path = model_dir / "model.safetensors"
+    header, data = split_safetensors(path)
+    header["head.weights"] = header.pop("head.weight")
+    write_safetensors(path, header, data)
+    with pytest.raises(
+        ArtifactError, match=r"missing \['head\.weight'\], unexpected \['head\.weights'\]"
+    ):
+        load(model_dir)
+
+
+def test_a_header_claiming_another_dtype_of_the_same_size(model_dir):
+    path = model_dir / "model.safetensors"
+    header, data = split_safetensors(path)
+    header["head.weight"]["dtype"] = "I32"
+    write_safetensors(path, header, data)
+    with pytest.raises(ArtifactError, match="head.weight"):
+        load(model_dir)
+
+
+def test_nan_weights_are_refused(model_dir):
+    clf = load(model_dir)
+    state = clf.net.state_dict()
+    state["head.bias"][0] = float("nan")
+    art.save_model_dir(
+        model_dir,
+        kind="classifier",
+        config=clf.config.to_dict(),
+        state_dict=state,
+        preprocessing=json.loads((model_dir / "preprocessing.json").read_text()),
+    )
+    with pytest.raises(ArtifactError, match=r"tensor head\.bias holds NaN or inf"):
+        load(model_dir)
+
+
+# -- config.json and the other JSON files ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.update(kind="tagger"), "expected a classifier model, got a tagger model"),
+        (lambda c: c.update(format_version=2), "format_version 2 is not supported"),
+        (lambda c: c.pop("format_version"), "format_version None is not supported"),
+        (lambda c: c.update(format="pytorch"), "not a seqshape model"),
+        (lambda c: c.update(config=[1, 2]), "field 'config': expected an object"),
+        (lambda c: c["config"].update(pooling="max"), "invalid config: pooling: expected one of"),
+        (lambda c: c["config"].update(heads=4), "config does not fit ClassifierConfig"),
+        (lambda c: c["config"].pop("input_size"), "config does not fit ClassifierConfig"),
+        (lambda c: c["config"].update(hidden_size=9), "expected shape"),
+    ],
+)
+def test_a_wrong_config_json_is_an_artifact_error(model_dir, change, message):
+    edit_json(model_dir / "config.json", change)
+    with pytest.raises(ArtifactError, match=message):
+        load(model_dir)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("config.json", b"\x00\xffgarbage", "config.json: not valid JSON"),
+        ("config.json", b'{"format": "seqshape-model", ', "config.json: not valid JSON"),
+        ("config.json", b"[1, 2, 3]", "config.json: expected a JSON object, got list"),
+        ("preprocessing.json", b"not json", "preprocessing.json: not valid JSON"),
+        ("preprocessing.json", b'{"classes": ["a"]}', r"classes: expected 9 names"),
+        ("metrics.json", b"\x80\x04garbage", "metrics.json: not valid JSON"),
+    ],
+)
+def test_garbage_json_files_are_artifact_errors(model_dir, name, content, message):
+    (model_dir / name).write_bytes(content)
+    with pytest.raises(ArtifactError, match=message):
+        load(model_dir)
+
+
+@pytest.mark.parametrize("name", ["config.json", "preprocessing.json"])
+def test_a_missing_json_file_is_named(model_dir, name):
+    (model_dir / name).unlink()
+    with pytest.raises(ArtifactError, match=rf"{name}: missing"):
+        load(model_dir)
+
+
+def test_not_a_directory(tmp_path):
+    with pytest.raises(ArtifactError, match="not a model directory"):
+        load(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ArtifactError, match="not a model directory"):
+        load(tmp_path / "file")
+
+
+# -- pickle never runs ----------------------------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling this creates the file at ``marker``: proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_the_payload_would_run_if_unpickled(tmp_path):
+    marker = tmp_path / "ran"
+    pickle.loads(pickle.dumps(_Payload(marker)))
+    assert marker.exists()  # the guard below is meaningful: unpickling it does create the file
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save"])
+@pytest.mark.parametrize("where", ["model.safetensors", "preprocessing.json", "config.json"])
+def test_a_pickle_in_a_model_directory_never_executes(model_dir, tmp_path, how, where):
+    marker = tmp_path / "ran"
+    payload = {"head.weight": _Payload(marker), "w": torch.zeros(3)}
+    if how == "pickle":
+        (model_dir / where).write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, model_dir / where)
+    with pytest.raises(ArtifactError, match=where.replace(".", r"\.")):
+        load(model_dir)
+    with pytest.raises(ArtifactError):
+        art.load_model_dir(model_dir)
+    assert not marker.exists()
+
+
+# -- atomic writes --------------------------------------------------------------------------------
+
+
+def listing(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_a_crash_while_writing_the_weights_keeps_the_previous_directory(model_dir, monkeypatch):
+    before = {p.name: p.read_bytes() for p in model_dir.iterdir()}
+    clf = load(model_dir)
+    calls = []
+
+    def crash_half_way(tensors, filename, metadata=None):
+        calls.append(filename)
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(art, "save_file", crash_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        clf.save(model_dir)
+    assert calls, "the crash was never reached"
+    assert {p.name: p.read_bytes() for p in model_dir.iterdir()} == before
+    assert listing(model_dir.parent) == ["model"]
+    load(model_dir)
+
+
+def test_a_failure_after_the_weights_keeps_the_previous_directory(model_dir):
+    before = {p.name: p.read_bytes() for p in model_dir.iterdir()}
+    clf = load(model_dir)
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        clf.save(model_dir, extra_metrics={"val_loss": float("nan")})  # metrics.json refuses NaN
+    assert {p.name: p.read_bytes() for p in model_dir.iterdir()} == before
+    assert listing(model_dir.parent) == ["model"]
+
+
+def test_a_failed_first_save_leaves_nothing(tmp_path, monkeypatch):
+    net = ClassifierNet(ClassifierConfig(input_size=12, num_outputs=9, hidden_size=8))
+
+    def crash(tensors, filename, metadata=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(art, "save_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        art.save_model_dir(
+            tmp_path / "new", kind="classifier", config={}, state_dict=net.state_dict(),
+            preprocessing={},
+        )  # fmt: skip
+    assert listing(tmp_path) == []
+
+
+def test_a_foreign_directory_is_never_replaced(tmp_path):
+    target = tmp_path / "photos"
+    target.mkdir()
+    (target / "holiday.jpg").write_bytes(b"\xff\xd8 not a model")
+    net = ClassifierNet(ClassifierConfig(input_size=12, num_outputs=9, hidden_size=8))
+    with pytest.raises(ArtifactError, match="not a seqshape model directory; refusing"):
+        art.save_model_dir(
+            target, kind="classifier", config={}, state_dict=net.state_dict(), preprocessing={}
+        )
+    assert listing(target) == ["holiday.jpg"]
+    assert listing(tmp_path) == ["photos"]
+
+
+def test_replacing_a_directory_leaves_no_temporary_siblings(model_dir):
+    clf = load(model_dir)
+    clf.net.state_dict()["head.bias"].add_(1.0)
+    clf.save(model_dir)
+    assert listing(model_dir.parent) == ["model"]
+    np.testing.assert_array_equal(
+        load(model_dir).net.head.bias.detach().numpy(), clf.net.head.bias.detach().numpy()
+    )
