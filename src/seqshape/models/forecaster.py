@@ -222,7 +222,6 @@ class ForecasterNet(nn.Module):
         K = future.shape[1]
         self._check(history, future_cov, K)
         check_shape(future, "B K Z", name="future", known={"B": history.shape[0], "Z": c.n_fed})
-        N = history.shape[1]
         offset = self.offset(history)
         history, future = history - offset, future - offset
         return self.unshift(self._forward(history, future, future_cov, sampling_ratio), offset)
