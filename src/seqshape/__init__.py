@@ -17,20 +17,25 @@ from .errors import (  # noqa: E402
 )
 
 
+_LAZY = {
+    "SequenceClassifier": "seqshape.api.classifier",
+    "Forecaster": "seqshape.api.forecaster",
+    "SeriesData": "seqshape.api.forecaster",
+    "Seq2Seq": "seqshape.api.seq2seq",
+    "SequenceTagger": "seqshape.api.tagger",
+    "SequenceGenerator": "seqshape.api.generator",
+    "AnomalyDetector": "seqshape.anomaly.detector",
+    "SequenceEncoder": "seqshape.models.encoder",
+    "EncoderConfig": "seqshape.models.encoder",
+}
+
+
 def __getattr__(name: str):
     # Lazy re-exports keep `import seqshape` light (the CLI imports torch only when it needs it).
-    if name == "SequenceClassifier":
-        from .api.classifier import SequenceClassifier
+    if name in _LAZY:
+        import importlib
 
-        return SequenceClassifier
-    if name == "SequenceEncoder":
-        from .models.encoder import SequenceEncoder
-
-        return SequenceEncoder
-    if name == "EncoderConfig":
-        from .models.encoder import EncoderConfig
-
-        return EncoderConfig
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'seqshape' has no attribute {name!r}")
 
 
@@ -42,7 +47,5 @@ __all__ = [
     "ConfigError",
     "ArtifactError",
     "TrainingError",
-    "SequenceClassifier",
-    "SequenceEncoder",
-    "EncoderConfig",
+    *_LAZY,
 ]
