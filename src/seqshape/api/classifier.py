@@ -72,6 +72,7 @@ class SequenceClassifier:
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         patience: int = 40,
+        label_smoothing: float = 0.1,
         val_fraction: float = 0.1,
         seed: int = 0,
         scale: bool = True,
@@ -99,6 +100,11 @@ class SequenceClassifier:
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"val_fraction: expected a value in [0, 1), got {val_fraction!r}")
         self.val_fraction = val_fraction
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(
+                f"label_smoothing: expected a value in [0, 1), got {label_smoothing!r}"
+            )
+        self.label_smoothing = label_smoothing
         self.scale = scale
         self.threads = threads
         self.progress = progress
@@ -164,7 +170,7 @@ class SequenceClassifier:
         if not len(Xva):
             tc = replace(tc, monitor="train_loss", patience=0)
         sampler = BucketBatchSampler([len(a) for a in Xtr], tc.batch_size, seed=tc.seed)
-        loss_f = torch.nn.CrossEntropyLoss()
+        loss_f = torch.nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
 
         def batches(epoch: int):
             sampler.set_epoch(epoch)

@@ -42,6 +42,7 @@ CLASSIFY_KEYS = set(SHARED_KEYS) | {
     "patience",
     "val_fraction",
     "weight_decay",
+    "label_smoothing",
 }
 
 

@@ -26,6 +26,7 @@ TODO(forecaster): add ``ForecasterAdapter`` (kind "forecaster") when seqshape.ap
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -122,10 +123,33 @@ class ModelAdapter:
         raise NotSupportedError(self.stream_unsupported() or "")
 
 
+def pack_tensors(tensors: tuple[torch.Tensor, ...]) -> dict[str, Any]:
+    """Recurrent state -> JSON-safe and bit-exact: float32 little-endian bytes in base64."""
+    # S x (L, 1, H) -> (S, L, 1, H)
+    a = torch.stack(tensors).numpy().astype("<f4", copy=False)
+    return {"shape": list(a.shape), "float32": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def unpack_tensors(state: dict[str, Any], shape: tuple[int, ...], where: str) -> tuple[torch.Tensor, ...]:
+    """The inverse of `pack_tensors`, checking the shape; raises ConfigError naming ``where``."""
+    try:
+        got = tuple(int(v) for v in state["shape"])
+        raw = base64.b64decode(state["float32"], validate=True)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: stream state is damaged ({e})") from None
+    if got != shape or len(raw) != 4 * int(np.prod(shape)):
+        raise ConfigError(f"{where}: stream state has shape {got}, the model needs {shape}")
+    # bytes -> (S, L, 1, H) float32 -> S x (L, 1, H)
+    a = np.frombuffer(raw, dtype="<f4").reshape(shape).astype(np.float32)
+    return tuple(torch.from_numpy(a[i].copy()) for i in range(shape[0]))
+
+
 def _as_float32(a: np.ndarray, where: str) -> np.ndarray:
     """A float64 (T, F) array -> float32, naming the first value float32 cannot hold."""
     with np.errstate(over="ignore"):
         b = a.astype(np.float32)
+    if np.isfinite(b).all():
+        return b
     bad = ~np.isfinite(b)
     if bad.any():
         j, k = (int(v) for v in np.argwhere(bad)[0])
@@ -209,54 +233,35 @@ class ClassifierAdapter(ModelAdapter):
         return None
 
     def new_stream(self) -> dict[str, Any]:
-        reason = self.stream_unsupported()
-        if reason:
-            raise NotSupportedError(reason)
+        self.require("streams")
         # (L, 1, H) zeros for h (and c)
-        zeros = self.net.encoder.init_state(1)
-        return {"state": [s.tolist() for s in zeros]}
-
-    def _state_tensors(self, state: dict[str, Any]) -> tuple[torch.Tensor, ...]:
-        cfg = self.model.config
-        want = (cfg.num_layers, 1, cfg.hidden_size)
-        try:
-            # [(L, 1, H) nested lists] -> (h, c) tensors
-            tensors = tuple(torch.tensor(s, dtype=torch.float32) for s in state["state"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"stream state does not fit model {self.name!r}: {e}") from None
-        if len(tensors) != (2 if self.is_lstm else 1) or any(t.shape != want for t in tensors):
-            raise ConfigError(
-                f"stream state does not fit model {self.name!r}: expected {len(tensors)} x "
-                f"(L={want[0]}, 1, H={want[2]}), got {[tuple(t.shape) for t in tensors]}"
-            )
-        return tensors
+        return pack_tensors(self.net.encoder.init_state(1))
 
     def observe(
         self, state: dict[str, Any], points: np.ndarray
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        reason = self.stream_unsupported()
-        if reason:
-            raise NotSupportedError(reason)
-        st = self._state_tensors(state)
+        self.require("streams")
+        cfg = self.model.config
+        shape = (2 if self.is_lstm else 1, cfg.num_layers, 1, cfg.hidden_size)
+        st = unpack_tensors(state, shape, f"model {self.name!r}")
         _as_float32(points, "points")
         with np.errstate(over="ignore"):
-            x = (points if self.mean is None else (points - self.mean) / self.std).astype(
-                np.float32
-            )
+            x = (points if self.mean is None else (points - self.mean) / self.std).astype(np.float32)
         if not np.isfinite(x).all():
             j = int(np.argwhere(~np.isfinite(x))[0][0])
             raise DataError(f"points[{j}]: out of range once scaled by the model's scaler")
         # (P, F) float32, one row per observed point
         xt = torch.from_numpy(x)
-        results = []
+        outs = []
         with torch.no_grad():
             for i in range(len(xt)):
                 # (1, F) -> (1, H): one cell step per layer with the carried state
                 out, st = self.net.encoder.step(xt[i : i + 1], st)
-                # (1, H) -> (N,)
-                proba = torch.softmax(self.net.head(out), dim=1)[0].numpy()
-                results.append(self._result(proba, f"points[{i}]"))
-        return {"state": [s.tolist() for s in st]}, results
+                outs.append(out)
+            # P x (1, H) -> (P, H) -> (P, N)
+            proba = torch.softmax(self.net.head(torch.cat(outs)), dim=1).numpy()
+        results = [self._result(p, f"points[{i}]") for i, p in enumerate(proba)]
+        return pack_tensors(st), results
 
 
 ADAPTERS: dict[str, type[ModelAdapter]] = {"classifier": ClassifierAdapter}

@@ -36,10 +36,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPBearer
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
@@ -299,7 +298,6 @@ class _Gate:
             return
         t0 = time.perf_counter()
         status = 500
-        route = self._route(scope)
 
         async def send_status(message) -> None:
             nonlocal status
@@ -334,8 +332,11 @@ class _Gate:
             else:
                 await self.app(scope, receive, send_status)
         finally:
+            # FastAPI's routes leave themselves in the scope; others (docs, rejected) are matched
+            route = scope.get("route")
+            label = route.path if route is not None else self._route(scope)
             self.server.metrics.observe_request(
-                scope["method"], route, status, time.perf_counter() - t0
+                scope["method"], label, status, time.perf_counter() - t0
             )
 
     async def _read_body(self, scope, receive, send, limit: int) -> bytes | None:
@@ -464,7 +465,22 @@ class Server:
             "F features, N classes, K horizon, C covariates.",
             lifespan=lifespan,
         )
-        bearer = [Depends(HTTPBearer(auto_error=False))]
+        bearer: list = []  # auth is enforced for every route in _Gate; documented in openapi()
+
+        def openapi() -> dict:
+            """FastAPI's schema, plus the bearer scheme on every route but /healthz when a key is set."""
+            if app.openapi_schema is None:
+                schema = FastAPI.openapi(app)
+                if cfg.api_key is not None:
+                    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+                    schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+                    for path, operations in schema["paths"].items():
+                        for op in operations.values():
+                            if path != "/healthz":
+                                op["security"] = [{"bearer": []}]
+            return app.openapi_schema
+
+        app.openapi = openapi
 
         @app.exception_handler(RequestValidationError)
         async def invalid(request: Request, exc: RequestValidationError):
@@ -626,7 +642,8 @@ class Server:
             points = _array(body.points, model.features, "points")
             digest = _digest(points)
             if body.seq < rec.next_seq:
-                reply = self.store.reply(rec.id, body.seq)
+                kept = body.seq >= rec.next_seq - cfg.replay_window
+                reply = self.store.reply(rec.id, body.seq) if kept else None
                 if reply is None:
                     raise HTTPException(
                         409,

@@ -183,8 +183,12 @@ class StreamStore:
         body: str,
         keep_replies: int,
     ) -> None:
-        """Advance a stream past ``seq`` and record the answer to ``seq``, in one transaction."""
-        state_text = json.dumps(state, allow_nan=False)
+        """Advance a stream past ``seq`` and record the answer to ``seq``, in one transaction.
+
+        Answers older than the last ``keep_replies`` are pruned every ``keep_replies`` seqs (so
+        at most twice that many are on disk); the server refuses to replay them either way.
+        """
+        state_text = json.dumps(state, allow_nan=False, separators=(",", ":"))
         with self._mutex:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
@@ -197,10 +201,11 @@ class StreamStore:
                     "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)",
                     (stream_id, seq, digest, body),
                 )
-                db.execute(
-                    "DELETE FROM replies WHERE stream_id=? AND seq<=?",
-                    (stream_id, seq - keep_replies),
-                )
+                if seq % keep_replies == 0:
+                    db.execute(
+                        "DELETE FROM replies WHERE stream_id=? AND seq<=?",
+                        (stream_id, seq - keep_replies),
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
