@@ -4,6 +4,11 @@
     .venv/bin/python bench/bench_serve.py --seconds 10 --streams 20
     .venv/bin/python bench/bench_serve.py --url http://127.0.0.1:8000 --model-name jv
 
+With --rate R each stream sends R points per second (paced; the default 25/s makes 1,250 points/s
+offered by 50 streams) and latency is what a point's sender waits; with --rate 0 each stream sends
+its next point as soon as its answer comes (closed loop: throughput is the server's maximum, and
+latency is then about streams / throughput, queueing included).
+
 Without --url it trains a small streamable classifier (JapaneseVowels, unidirectional LSTM,
 --hidden 64, a few epochs), starts `python -m seqshape serve` on 127.0.0.1 and a free port with a
 temporary --state file, and stops it at the end. Each of --streams client tasks opens a stream and
@@ -103,9 +108,16 @@ async def run_stream(
     lat, errors, statuses = [], 0, {}
     seq = 0
     offset = (i * 7919) % len(points)
+    # paced: this stream's k-th point is due at start + phase + k / rate (phases spread the streams)
+    period = 1.0 / args.rate if args.rate > 0 else 0.0
+    due = time.perf_counter() + period * i / args.streams
     for _ in range(MAX_REQUESTS_PER_STREAM):
-        now = time.perf_counter()
-        if now >= clock["end"]:
+        if period:
+            due += period
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        if time.perf_counter() >= clock["end"]:
             break
         point = points[(offset + seq) % len(points)]
         req = json.dumps({"seq": seq, "points": [point]}).encode()
@@ -153,7 +165,9 @@ def _train(out: Path, hidden: int, epochs: int) -> Path:
 
 
 def _metric(text: str, prefix: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+    )
 
 
 def main() -> int:
@@ -161,9 +175,18 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=30.0, help="measured window (default 30)")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     p.add_argument("--streams", type=int, default=50, help="concurrent streams (default 50)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=25.0,
+        help="points per second per stream (default 25: 1,250/s offered by 50 streams); "
+        "0: each stream sends its next point as soon as the answer comes (closed loop)",
+    )
     p.add_argument("--url", help="an already running loopback server (else one is started)")
     p.add_argument("--model-name", default="jv", help="model to open streams on (with --url)")
-    p.add_argument("--model", type=Path, help="model directory to serve (else a small one is trained)")
+    p.add_argument(
+        "--model", type=Path, help="model directory to serve (else a small one is trained)"
+    )
     p.add_argument("--hidden", type=int, default=64, help="hidden size of the trained model")
     p.add_argument("--epochs", type=int, default=3, help="epochs of the trained model")
     p.add_argument("--api-key", help="bearer key of the server given by --url")
@@ -171,6 +194,8 @@ def main() -> int:
     args = p.parse_args()
     if not (0 < args.seconds <= 600 and 0 <= args.warmup <= 60 and 1 <= args.streams <= 1000):
         p.error("--seconds must be in (0, 600], --warmup in [0, 60], --streams in [1, 1000]")
+    if not 0 <= args.rate <= 10_000:
+        p.error("--rate must be in [0, 10000] points per second per stream")
     os.environ.setdefault("SEQSHAPE_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -212,7 +237,9 @@ def main() -> int:
         metrics = ""
         with socket.create_connection((host, port), timeout=10) as s:
             extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-            s.sendall(f"GET /metrics HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n".encode())
+            s.sendall(
+                f"GET /metrics HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n".encode()
+            )
             chunks = []
             for _ in range(10_000):
                 c = s.recv(65536)
@@ -238,6 +265,7 @@ def main() -> int:
     report = {
         "streams": args.streams,
         "seconds": args.seconds,
+        "offered_points_per_s": args.rate * args.streams if args.rate else "closed loop",
         "points_measured": int(lat.size),
         "points_per_s": round(lat.size / args.seconds, 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
@@ -258,7 +286,9 @@ def main() -> int:
         "loadavg_before": [round(x, 2) for x in load0],
         "python": platform.python_version(),
     }
-    ok = report["errors"] == 0 and (report["p99_ms"] or 1e9) <= 20 and report["points_per_s"] >= 1000
+    ok = (
+        report["errors"] == 0 and (report["p99_ms"] or 1e9) <= 20 and report["points_per_s"] >= 1000
+    )
     print(json.dumps(report, indent=2))
     print(
         f"{report['points_per_s']:.0f} points/s, p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms, "

@@ -79,7 +79,13 @@ def test_save_load_gives_identical_predictions(fitted, jv_train, tmp_path):
 def test_tiny_overfit_drives_training_loss_near_zero(jv_train):
     X, y = jv_train.X[::17][:16], jv_train.y[::17][:16]
     clf = SequenceClassifier(
-        hidden_size=32, epochs=150, lr=1e-2, val_fraction=0.0, seed=0, label_smoothing=0.0
+        hidden_size=32,
+        epochs=150,
+        lr=1e-2,
+        val_fraction=0.0,
+        seed=0,
+        label_smoothing=0.0,
+        dropout=0.0,
     )
     clf.fit(X, y)
     assert clf.train_result.history[-1]["train_loss"] < 0.05

@@ -319,6 +319,11 @@ def test_auth_on(limited):
             assert bare.get("/v1/models", headers={"Authorization": value}).status_code == 401
         ok = bare.get("/v1/models", headers={"Authorization": f"bearer {KEY}"})
         assert ok.status_code == 200 and ok.json()["models"][0]["name"] == "jv"
+        spec = limited.http.get("/openapi.json").json()
+        scheme = spec["components"]["securitySchemes"]["bearer"]
+        assert scheme == {"type": "http", "scheme": "bearer"}
+        assert spec["paths"]["/v1/models"]["get"]["security"] == [{"bearer": []}]
+        assert "security" not in spec["paths"]["/healthz"]["get"]
     finally:
         bare.close()
 
@@ -446,6 +451,10 @@ def test_unknown_models_streams_and_bad_observes(server, trained):
     ]:
         r = server.http.post(f"/v1/streams/{sid}/observe", json=body)
         assert r.status_code == 422 and r.json()["detail"].startswith(detail), r.text
+    nan = b'{"seq": 0, "points": [[' + b",".join([b"1"] * 11 + [b"NaN"]) + b"]]}"
+    r = _raw_post(server, f"/v1/streams/{sid}/observe", nan)
+    assert r.status_code == 422
+    assert r.json()["detail"] == "points[0][11]: Input should be a finite number"
     big = b'{"seq": 0, "points": [[' + b",".join([b"1e300"] * 12) + b"]]}"
     r = _raw_post(server, f"/v1/streams/{sid}/observe", big)
     assert r.status_code == 422 and r.json()["detail"].startswith("points[0][0]: expected a number")
@@ -513,7 +522,7 @@ def test_openapi_schema_and_docs(server):
         ("/metrics", "get"),
     ]:
         assert method in paths[path], (path, method)
-    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert "securitySchemes" not in spec.get("components", {})  # no auth on this server
 
     def refs(node):
         if isinstance(node, dict):

@@ -36,7 +36,7 @@ import copy
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -309,7 +309,8 @@ class _Stream:
     def advance(
         self, z: np.ndarray, pred: np.ndarray | None, std: np.ndarray | None
     ) -> tuple[float, float, float]:
-        """Score the scaled value ``z`` (O,) against its prediction -> (error, base, score)."""
+        """Score the scaled value ``z`` (O,) against its prediction -> (error, residual score,
+        score): the residual score leaves out the range rule, hold and warm-up."""
         c = self.config
         error, base = 0.0, 0.0
         if pred is not None:
@@ -319,6 +320,7 @@ class _Stream:
                 base = float(np.max(gaussian_nll_score(z, pred, std)))
             else:
                 base = max(s.update(error) for s in self.scorers)
+        residual = base
         if c.range_tolerance is not None and self.lo is not None:
             span = self.hi - self.lo
             margin = c.range_tolerance * span
@@ -337,7 +339,7 @@ class _Stream:
         self.count += 1
         if self.warming:
             score = 0.0
-        return error, base, score
+        return error, residual, score
 
     # -- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -409,6 +411,7 @@ class AnomalyDetector:
         self.std: np.ndarray | None = None
         self.n_train = 0
         self.quantile_cut: float | None = None
+        self.train_scores: np.ndarray | None = None  # unreported scores of the training stretch
         self.metrics: dict = {}
         self._stream = _Stream(self.config)
 
@@ -535,9 +538,25 @@ class AnomalyDetector:
         # warm the stream over the training stretch; its (unreported) scores set the quantile cut
         self.reset(warmup=n)
         out = self._run(v, f, self._stream)
-        if self.method == "quantile":
-            self.quantile_cut = float(np.quantile(out["base"], self.threshold_value))
+        self.train_scores = out["residual"]
+        self._set_cut()
         return self
+
+    def _set_cut(self) -> None:
+        if self.method == "quantile" and self.train_scores is not None:
+            self.quantile_cut = float(np.quantile(self.train_scores, self.threshold_value))
+        else:
+            self.quantile_cut = None
+
+    def set_threshold(self, spec: str) -> None:
+        """Change the flagging rule (``fixed:V``, ``quantile:Q`` or ``dynamic``); scores do not change.
+
+        ``quantile:Q`` cuts at the Q-quantile of the residual scores (range rule left out) that the
+        training stretch gets (in-sample, so a high Q such as 0.999 is the usual choice).
+        """
+        self.method, self.threshold_value = parse_threshold(spec)
+        self.config = replace(self.config, threshold=spec)
+        self._set_cut()
 
     def _set_net(self, net: ForecasterNet) -> None:
         self.net = net.eval()
@@ -581,14 +600,14 @@ class AnomalyDetector:
             if s is not None:
                 std[first:] = s
             stream.lstm = state
-        errors, base, scores = np.zeros(T), np.zeros(T), np.zeros(T)
+        errors, residual, scores = np.zeros(T), np.zeros(T), np.zeros(T)
         has_pred = np.zeros(T, dtype=bool)
         has_pred[first:] = True
         for t in range(T):
             p = mean[t] if has_pred[t] else None
-            errors[t], base[t], scores[t] = stream.advance(z[t], p, std[t])
+            errors[t], residual[t], scores[t] = stream.advance(z[t], p, std[t])
         stream.last_z = z[-1].copy() if T else stream.last_z
-        return {"mean": mean, "std": std, "error": errors, "base": base, "score": scores}
+        return {"mean": mean, "std": std, "error": errors, "residual": residual, "score": scores}
 
     def score_series(self, values: Any, timestamps: Any = None, *, warmup: int | None = None) -> dict:
         """Score a whole series from its start (a fresh stream; the detector's own is untouched).
@@ -682,12 +701,17 @@ class AnomalyDetector:
         return score, bool(score > self.quantile_cut)
 
     # -- stream persistence ---------------------------------------------------------------------
+    def _stream_config(self) -> dict:
+        d = self.config.to_dict()
+        d.pop("threshold")  # flags are not part of the stream's state
+        return d
+
     def state_dict(self) -> dict[str, Any]:
         """The stream's state as JSON-safe numbers and lists (weights are saved by :meth:`save`)."""
         return {
             "kind": _STATE_KIND,
             "version": _STATE_VERSION,
-            "config": self.config.to_dict(),
+            "config": self._stream_config(),
             **self._stream.state_dict(),
         }
 
@@ -697,7 +721,7 @@ class AnomalyDetector:
             raise ConfigError(f"state: expected a {_STATE_KIND} state dict")
         if state.get("version") != _STATE_VERSION:
             raise ConfigError(f"state.version: expected {_STATE_VERSION}, got {state.get('version')!r}")
-        if state.get("config") != self.config.to_dict():
+        if state.get("config") != self._stream_config():
             raise ConfigError("state.config: the stream was saved by a detector with another config")
         stream = _Stream(self.config)
         stream.load_state_dict(state)
@@ -716,7 +740,7 @@ class AnomalyDetector:
                 "mean": [float(x) for x in self.mean],
                 "std": [float(x) for x in self.std],
                 "n_train": self.n_train,
-                "quantile_cut": self.quantile_cut,
+                "train_scores": [float(x) for x in self.train_scores],
             },
             metrics={"seqshape_version": __version__, "train": self.metrics},
             extra={"stream.json": self.state_dict()},
@@ -738,10 +762,10 @@ class AnomalyDetector:
             self.mean = np.asarray(pre["mean"], dtype=np.float64)
             self.std = np.asarray(pre["std"], dtype=np.float64)
             self.n_train = int(pre["n_train"])
-            cut = pre.get("quantile_cut")
-            self.quantile_cut = None if cut is None else float(cut)
+            self.train_scores = np.asarray(pre["train_scores"], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{where}: damaged ({exc})") from None
+        self._set_cut()
         O = config.n_targets
         if self.mean.shape != (O,) or self.std.shape != (O,) or not (self.std > 0).all():
             raise ArtifactError(f"{where}: expected {O} means and {O} positive stds")

@@ -122,6 +122,7 @@ def predict(
 
 def _register() -> None:
     from . import (
+        anomaly,  # noqa: F401  (registers `detect`, `nab run|score`)
         classify,  # noqa: F401  (registers `train classify` and `demo`)
         explain,  # noqa: F401  (registers `explain`)
         export,  # noqa: F401  (registers `export`)

@@ -12,16 +12,21 @@ stores (in memory and in SQLite) with what `observe` returns.
     observe(state, points)               -> (new state, one result per point)
 
 Every method a kind cannot serve raises `NotSupportedError` naming the model, its kind and the kind
-the endpoint needs (HTTP 400). Inputs arrive as float64 arrays whose feature count the server has
-already checked against ``features``.
+the endpoint needs (HTTP 400). Sequences and observed points arrive as float64 (T, F) arrays whose F
+the server has checked against ``features``; forecast inputs arrive rectangular but unchecked.
 
-TODO(forecaster): add ``ForecasterAdapter`` (kind "forecaster") when seqshape.api.forecaster lands:
-  - load with ``Forecaster.load(path)``; ``features`` = its O+Cp (+Cf per point) from ``config``;
-  - ``forecast`` calls ``Forecaster.forecast(SeriesData(target=..., past_cov=..., future_cov=...), k,
-    future_cov=...)`` and returns "point" plus "quantiles"/"std" as lists;
-  - ``new_stream``/``observe`` carry the LSTM state one cell step per observed point (the
-    forecaster's step/encode API) and return a one-step-ahead forecast and anomaly score per point;
-  - register it in ``ADAPTERS``.
+TODO(forecaster): add ``ForecasterAdapter(name, path, *, threads)`` (kind "forecaster",
+``serves = ("forecast", "streams")``) when seqshape.api.forecaster lands, and register it in
+``ADAPTERS``:
+  - load with ``Forecaster.load(path, threads=threads)``; set ``features`` to the numbers in one
+    observed point (targets O + past covariates Cp + known covariates Cf, from its ``config``);
+  - ``forecast(history, k, future_covariates)`` calls ``Forecaster.forecast(SeriesData(target=...,
+    past_cov=..., future_cov=...), k, future_cov=future_covariates)`` and returns JSON lists:
+    {"point": (K, O), "quantiles": {q: (K, O)} or "std": (K, O)} (app.py adds "model");
+  - ``new_stream()`` packs the zero LSTM state with `pack_tensors`; ``observe(state, points)``
+    unpacks it, advances one cell step per point (the forecaster's step over its encoder, as
+    ``ClassifierAdapter.observe`` does with ``SequenceEncoder.step``) and returns per point the
+    one-step-ahead forecast made before the point arrived and its anomaly score.
 """
 
 from __future__ import annotations
@@ -130,7 +135,9 @@ def pack_tensors(tensors: tuple[torch.Tensor, ...]) -> dict[str, Any]:
     return {"shape": list(a.shape), "float32": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
-def unpack_tensors(state: dict[str, Any], shape: tuple[int, ...], where: str) -> tuple[torch.Tensor, ...]:
+def unpack_tensors(
+    state: dict[str, Any], shape: tuple[int, ...], where: str
+) -> tuple[torch.Tensor, ...]:
     """The inverse of `pack_tensors`, checking the shape; raises ConfigError naming ``where``."""
     try:
         got = tuple(int(v) for v in state["shape"])
@@ -139,9 +146,9 @@ def unpack_tensors(state: dict[str, Any], shape: tuple[int, ...], where: str) ->
         raise ConfigError(f"{where}: stream state is damaged ({e})") from None
     if got != shape or len(raw) != 4 * int(np.prod(shape)):
         raise ConfigError(f"{where}: stream state has shape {got}, the model needs {shape}")
-    # bytes -> (S, L, 1, H) float32 -> S x (L, 1, H)
-    a = np.frombuffer(raw, dtype="<f4").reshape(shape).astype(np.float32)
-    return tuple(torch.from_numpy(a[i].copy()) for i in range(shape[0]))
+    # bytes -> (S, L, 1, H) float32 (a writable copy) -> S x (L, 1, H)
+    a = torch.from_numpy(np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape))
+    return tuple(a.unbind(0))
 
 
 def _as_float32(a: np.ndarray, where: str) -> np.ndarray:
@@ -150,14 +157,10 @@ def _as_float32(a: np.ndarray, where: str) -> np.ndarray:
         b = a.astype(np.float32)
     if np.isfinite(b).all():
         return b
-    bad = ~np.isfinite(b)
-    if bad.any():
-        j, k = (int(v) for v in np.argwhere(bad)[0])
-        raise DataError(
-            f"{where}[{j}][{k}]: expected a number within float32 range (|x| < 3.4e38), "
-            f"got {a[j, k]:g}"
-        )
-    return b
+    j, k = (int(v) for v in np.argwhere(~np.isfinite(b))[0])
+    raise DataError(
+        f"{where}[{j}][{k}]: expected a number within float32 range (|x| < 3.4e38), got {a[j, k]:g}"
+    )
 
 
 class ClassifierAdapter(ModelAdapter):
@@ -245,8 +248,9 @@ class ClassifierAdapter(ModelAdapter):
         shape = (2 if self.is_lstm else 1, cfg.num_layers, 1, cfg.hidden_size)
         st = unpack_tensors(state, shape, f"model {self.name!r}")
         _as_float32(points, "points")
+        scaled = points if self.mean is None else (points - self.mean) / self.std
         with np.errstate(over="ignore"):
-            x = (points if self.mean is None else (points - self.mean) / self.std).astype(np.float32)
+            x = scaled.astype(np.float32)
         if not np.isfinite(x).all():
             j = int(np.argwhere(~np.isfinite(x))[0][0])
             raise DataError(f"points[{j}]: out of range once scaled by the model's scaler")

@@ -297,7 +297,7 @@ class _Gate:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        status = 500
+        status = 0  # no response started yet
 
         async def send_status(message) -> None:
             nonlocal status
@@ -331,12 +331,16 @@ class _Gate:
                 await self.app(scope, replay, send_status)
             else:
                 await self.app(scope, receive, send_status)
+        except BaseException:
+            status = status or 500
+            raise
         finally:
             # FastAPI's routes leave themselves in the scope; others (docs, rejected) are matched
             route = scope.get("route")
             label = route.path if route is not None else self._route(scope)
+            # no response at all: the client went away first (499, as nginx counts it)
             self.server.metrics.observe_request(
-                scope["method"], label, status, time.perf_counter() - t0
+                scope["method"], label, status or 499, time.perf_counter() - t0
             )
 
     async def _read_body(self, scope, receive, send, limit: int) -> bytes | None:
@@ -465,8 +469,8 @@ class Server:
             "F features, N classes, K horizon, C covariates.",
             lifespan=lifespan,
         )
-        bearer: list = []  # auth is enforced for every route in _Gate; documented in openapi()
 
+        # auth is enforced for every route in _Gate (no per-route dependency); openapi() documents it
         def openapi() -> dict:
             """FastAPI's schema, plus the bearer scheme on every route but /healthz when a key is set."""
             if app.openapi_schema is None:
@@ -507,13 +511,13 @@ class Server:
             """Liveness: answers without authentication."""
             return {"status": "ok"}
 
-        @app.get("/metrics", tags=["server"], dependencies=bearer, response_class=Response)
+        @app.get("/metrics", tags=["server"], response_class=Response)
         async def metrics():
             """Prometheus text format: requests, latency histogram, errors, open streams."""
             self.metrics.open_streams = len(self.streams)
             return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
-        @app.get("/v1/models", response_model=ModelList, tags=["models"], dependencies=bearer)
+        @app.get("/v1/models", response_model=ModelList, tags=["models"])
         async def list_models():
             """Every loaded model: name, kind, mode, input/output shapes (legend letters), version."""
             return {"models": [m.describe() for m in self.models.values()]}
@@ -522,7 +526,6 @@ class Server:
             "/v1/models/{name}",
             response_model=ModelInfo,
             tags=["models"],
-            dependencies=bearer,
             responses=ERRORS,
         )
         async def get_model(name: str):
@@ -533,7 +536,6 @@ class Server:
             "/v1/models/{name}/predict",
             response_model=PredictResponse,
             tags=["models"],
-            dependencies=bearer,
             responses=ERRORS,
         )
         async def predict(name: str, body: PredictRequest):
@@ -552,7 +554,6 @@ class Server:
             "/v1/models/{name}/forecast",
             response_model=ForecastResponse,
             tags=["models"],
-            dependencies=bearer,
             responses=ERRORS,
         )
         async def forecast(name: str, body: ForecastRequest):
@@ -574,7 +575,6 @@ class Server:
             response_model=StreamCreated,
             status_code=201,
             tags=["streams"],
-            dependencies=bearer,
             responses=ERRORS,
         )
         async def open_stream(name: str):
@@ -614,7 +614,6 @@ class Server:
             "/v1/streams/{stream_id}",
             response_model=StreamInfo,
             tags=["streams"],
-            dependencies=bearer,
             responses=ERRORS,
         )
         async def stream_info(stream_id: str):
@@ -632,7 +631,6 @@ class Server:
             "/v1/streams/{stream_id}/observe",
             response_model=ObserveResponse,
             tags=["streams"],
-            dependencies=bearer,
             responses=ERRORS,
         )
         async def observe(stream_id: str, body: ObserveRequest):
@@ -692,7 +690,6 @@ class Server:
             "/v1/streams/{stream_id}",
             response_model=StreamDeleted,
             tags=["streams"],
-            dependencies=bearer,
             responses=ERRORS,
         )
         async def delete_stream(stream_id: str):
