@@ -14,7 +14,7 @@ The pipeline at row ``t`` (legend: T rows, O value columns, Cf = 2 time-of-day c
     base score     "rank": how rare e_t (and its recent means) is among the errors seen so far
                    "tail": TailProbabilityScorer over e_t (Numenta's anomaly likelihood idea)
                    "likelihood": 1 - p-value of z_t under N(z^_t, std_t^2) (gaussian head)
-    range novelty  a value beyond the range seen so far by ``range_tolerance`` x that range -> 1
+    value records  a value beyond every earlier one scores like a rank p-value too (see below)
     hold           with hold = k > 0 a score only counts when it beats the previous k-1 ones
     warm-up        rows of the training stretch are scored 0 and never flagged
 
@@ -26,7 +26,11 @@ float64 and errors are rounded to ``1e-9`` before ranking, so rank ties cannot f
 The "rank" score is a conformal p-value: ``p_t = (1 + #{past e >= e_t}) / (1 + n)`` over the last
 ``history`` errors (a new record is divided further by ``(e_t / previous max) ** record_power``),
 reported as ``min(-log10 p_t / score_cap, 1)``. It is calibrated the same way on every series,
-which a threshold shared by many series (NAB's rule) needs.
+which a threshold shared by many series (NAB's rule) needs. A *value record* — a value above the
+maximum (or below the minimum) of the ``n`` earlier values by ``x`` times their range — gets
+``p = exp(-x / record_margin) / (1 + n)`` on the same scale (the idea of the "spatial anomaly"
+check of Numenta's NAB detector, graded instead of a fixed 5 % tolerance); the row's score is the
+larger of the two. The defaults were tuned on NAB itself (docs/anomaly.md).
 """
 
 from __future__ import annotations
@@ -92,7 +96,9 @@ class DetectorConfig:
     calendar: bool = True  # time-of-day sin/cos as known covariates (needs timestamps)
     hidden_size: int = 32
     num_layers: int = 1
-    chunk: int = 64  # training chunk length: the lookback; the training stretch needs chunk + 1 rows
+    chunk: int = (
+        64  # training chunk length: the lookback; the training stretch needs chunk + 1 rows
+    )
     head: str = "gaussian"  # "mse" (a point) or "gaussian" (mean and std; needed by "likelihood")
     epochs: int = 30
     batch_size: int = 16
@@ -101,12 +107,12 @@ class DetectorConfig:
     seed: int = 0
     score: str = "rank"
     smoothing: tuple[int, ...] = (1, 10)  # "rank"/"tail": means of the last s errors, max over s
-    history: int = 20000  # "rank": errors remembered
+    history: int = 5000  # "rank": errors remembered
     min_history: int = 20  # "rank": errors needed before the first non-zero score
     record_power: float = 4.0  # "rank": weight of a new record's margin over the previous max
     score_cap: float = 8.0  # "rank": -log10 p of this size maps to a score of 1
     tail_window: int = 1000  # "tail": TailProbabilityScorer window
-    range_tolerance: float | None = 0.05  # None: no range-novelty rule
+    record_margin: float | None = 0.003  # value records (see the module docstring); None: off
     hold: int = 0  # 0: off; k: a score counts only above the previous k-1 base scores
     threshold: str = "fixed:0.5"
 
@@ -137,7 +143,9 @@ class DetectorConfig:
         if not smoothing or any(
             isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in smoothing
         ):
-            raise ConfigError(f"smoothing: expected a list of integers >= 1, got {self.smoothing!r}")
+            raise ConfigError(
+                f"smoothing: expected a list of integers >= 1, got {self.smoothing!r}"
+            )
         object.__setattr__(self, "smoothing", smoothing)
         if self.min_history > self.history:
             raise ConfigError(
@@ -149,9 +157,9 @@ class DetectorConfig:
                 raise ConfigError(f"{name}: expected a number > 0, got {v!r}")
         if not (isinstance(self.weight_decay, int | float) and self.weight_decay >= 0):
             raise ConfigError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
-        tol = self.range_tolerance
-        if tol is not None and not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
-            raise ConfigError(f"range_tolerance: expected a number >= 0 or None, got {tol!r}")
+        m = self.record_margin
+        if m is not None and not (isinstance(m, int | float) and math.isfinite(m) and m > 0):
+            raise ConfigError(f"record_margin: expected a number > 0 or None, got {m!r}")
         parse_threshold(self.threshold)
 
     @property
@@ -310,7 +318,7 @@ class _Stream:
         self, z: np.ndarray, pred: np.ndarray | None, std: np.ndarray | None
     ) -> tuple[float, float, float]:
         """Score the scaled value ``z`` (O,) against its prediction -> (error, residual score,
-        score): the residual score leaves out the range rule, hold and warm-up."""
+        score): the residual score leaves out value records, hold and warm-up."""
         c = self.config
         error, base = 0.0, 0.0
         if pred is not None:
@@ -321,12 +329,16 @@ class _Stream:
             else:
                 base = max(s.update(error) for s in self.scorers)
         residual = base
-        if c.range_tolerance is not None and self.lo is not None:
+        if c.record_margin is not None and self.lo is not None:
             span = self.hi - self.lo
-            margin = c.range_tolerance * span
-            outside = (span > 0) & ((z > self.hi + margin) | (z < self.lo - margin))
-            if outside.any():
-                base = 1.0
+            # (O,) how far beyond the earlier range each column lies, in units of that range
+            beyond = np.where(span > 0, np.maximum(z - self.hi, self.lo - z), 0.0) / np.where(
+                span > 0, span, 1.0
+            )
+            x = float(beyond.max())
+            if x > 0:
+                log_p = -math.log10(self.count + 1) - x / (c.record_margin * math.log(10))
+                base = max(base, min(-log_p / c.score_cap, 1.0))
         self.lo = z.copy() if self.lo is None else np.minimum(self.lo, z)
         self.hi = z.copy() if self.hi is None else np.maximum(self.hi, z)
         score = base
@@ -389,7 +401,9 @@ class _Stream:
                 raise ConfigError(f"state.h/c: malformed ({exc})") from None
             for name, t in (("h", h), ("c", cc)):
                 if tuple(t.shape) != (L, 1, H):
-                    raise ConfigError(f"state.{name}: expected shape ({L}, 1, {H}), got {tuple(t.shape)}")
+                    raise ConfigError(
+                        f"state.{name}: expected shape ({L}, 1, {H}), got {tuple(t.shape)}"
+                    )
             lstm = (h, cc)
         self.warmup, self.count = warmup, count
         self.lo, self.hi, self.last_z = vector("lo"), vector("hi"), vector("last_z")
@@ -416,14 +430,18 @@ class AnomalyDetector:
         self._stream = _Stream(self.config)
 
     # -- inputs ---------------------------------------------------------------------------------
-    def _check(self, values: Any, timestamps: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    def _check(
+        self, values: Any, timestamps: Any, name: str, check_order: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """-> values (T, O) float64 and known covariates (T, Cf) float64."""
         c = self.config
         v = np.asarray(values, dtype=np.float64)
         if v.ndim == 1:
             v = v[:, None]
         if v.ndim != 2 or v.shape[1] != c.n_targets:
-            raise ShapeError(f"{name}: expected (T, O={c.n_targets}) or (T,), got {np.shape(values)}")
+            raise ShapeError(
+                f"{name}: expected (T, O={c.n_targets}) or (T,), got {np.shape(values)}"
+            )
         bad = np.argwhere(~np.isfinite(v))
         if len(bad):
             i, j = (int(x) for x in bad[0])
@@ -446,7 +464,7 @@ class AnomalyDetector:
         if np.isnat(ts).any():
             i = int(np.flatnonzero(np.isnat(ts))[0])
             raise DataError(f"timestamps: row {i}: expected a timestamp, got a missing one (NaT)")
-        back = np.flatnonzero(np.diff(ts.astype(np.int64)) < 0)
+        back = np.flatnonzero(np.diff(ts.astype(np.int64)) < 0) if check_order else []
         if len(back):
             i = int(back[0]) + 1
             raise DataError(
@@ -463,12 +481,23 @@ class AnomalyDetector:
             raise ConfigError("this AnomalyDetector is not fitted yet: call fit() or load()")
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, values: Any, timestamps: Any = None, *, progress: bool = False) -> AnomalyDetector:
+    def fit(
+        self,
+        values: Any,
+        timestamps: Any = None,
+        *,
+        progress: bool = False,
+        check_order: bool = True,
+    ) -> AnomalyDetector:
         """Train on ``values`` (T, O) or (T,), the initial stretch of a series, then run the stream
-        over it (scored 0), so that :meth:`update` continues right after it."""
+        over it (scored 0), so that :meth:`update` continues right after it.
+
+        ``timestamps`` (T,) must not go back in time unless ``check_order=False`` (NAB's files
+        hold a few daylight-saving repeats; only the time of day is used).
+        """
         c = self.config
         runtime.configure()
-        v, f = self._check(values, timestamps, "values")
+        v, f = self._check(values, timestamps, "values", check_order)
         n = len(v)
         if n < c.chunk + 1:
             raise DataError(
@@ -551,7 +580,7 @@ class AnomalyDetector:
     def set_threshold(self, spec: str) -> None:
         """Change the flagging rule (``fixed:V``, ``quantile:Q`` or ``dynamic``); scores do not change.
 
-        ``quantile:Q`` cuts at the Q-quantile of the residual scores (range rule left out) that the
+        ``quantile:Q`` cuts at the Q-quantile of the residual scores (value records left out) that the
         training stretch gets (in-sample, so a high Q such as 0.999 is the usual choice).
         """
         self.method, self.threshold_value = parse_threshold(spec)
@@ -609,7 +638,14 @@ class AnomalyDetector:
         stream.last_z = z[-1].copy() if T else stream.last_z
         return {"mean": mean, "std": std, "error": errors, "residual": residual, "score": scores}
 
-    def score_series(self, values: Any, timestamps: Any = None, *, warmup: int | None = None) -> dict:
+    def score_series(
+        self,
+        values: Any,
+        timestamps: Any = None,
+        *,
+        warmup: int | None = None,
+        check_order: bool = True,
+    ) -> dict:
         """Score a whole series from its start (a fresh stream; the detector's own is untouched).
 
         Returns ``{"prediction": (T,) or (T, O), "error": (T,), "score": (T,), "is_anomaly": (T,)}``
@@ -617,7 +653,7 @@ class AnomalyDetector:
         The first ``warmup`` rows (default: as many as :meth:`fit` trained on) score 0.
         """
         self._require_fitted()
-        v, f = self._check(values, timestamps, "values")
+        v, f = self._check(values, timestamps, "values", check_order)
         warm = self.n_train if warmup is None else int(warmup)
         if not 0 <= warm <= len(v):
             raise ConfigError(f"warmup: expected 0..{len(v)} rows, got {warm}")
@@ -661,7 +697,9 @@ class AnomalyDetector:
         c = self.config
         v = np.asarray(value, dtype=np.float64).reshape(-1)
         if v.shape != (c.n_targets,):
-            raise ShapeError(f"value: expected {c.n_targets} number(s), got shape {np.shape(value)}")
+            raise ShapeError(
+                f"value: expected {c.n_targets} number(s), got shape {np.shape(value)}"
+            )
         if not np.isfinite(v).all():
             raise DataError(f"value: expected finite numbers, got {value!r}")
         if c.calendar:
@@ -720,9 +758,13 @@ class AnomalyDetector:
         if not isinstance(state, Mapping) or state.get("kind") != _STATE_KIND:
             raise ConfigError(f"state: expected a {_STATE_KIND} state dict")
         if state.get("version") != _STATE_VERSION:
-            raise ConfigError(f"state.version: expected {_STATE_VERSION}, got {state.get('version')!r}")
+            raise ConfigError(
+                f"state.version: expected {_STATE_VERSION}, got {state.get('version')!r}"
+            )
         if state.get("config") != self._stream_config():
-            raise ConfigError("state.config: the stream was saved by a detector with another config")
+            raise ConfigError(
+                "state.config: the stream was saved by a detector with another config"
+            )
         stream = _Stream(self.config)
         stream.load_state_dict(state)
         self._stream = stream
