@@ -150,9 +150,11 @@ async def load(args, host: str, port: int, headers: dict, points: np.ndarray) ->
     return {"per_stream": await asyncio.gather(*tasks), "window": args.seconds}
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _train(out: Path, hidden: int, epochs: int) -> Path:
@@ -274,7 +276,8 @@ def main() -> int:
         "errors": errors,
         "statuses": statuses,
         "server_observed_points": _metric(metrics, "seqshape_points_total"),
-        "server_cpu_s": None if server_cpu0 is None else round(server_cpu1 - server_cpu0, 1),
+        "server_user_s": None if server_cpu0 is None else round(server_cpu1[0] - server_cpu0[0], 1),
+        "server_system_s": None if server_cpu0 is None else round(server_cpu1[1] - server_cpu0[1], 1),
         "client_cpu_s": round(
             (client_cpu1.ru_utime + client_cpu1.ru_stime)
             - (client_cpu0.ru_utime + client_cpu0.ru_stime),

@@ -207,7 +207,10 @@ def detect(
         if score == "likelihood":
             options["head"] = "gaussian"
         config = DetectorConfig(**{k: v for k, v in options.items() if v is not None})
-        det = AnomalyDetector(config).fit(values[:warm], timestamps[:warm], progress=progress)
+        try:
+            det = AnomalyDetector(config).fit(values[:warm], timestamps[:warm], progress=progress)
+        except DataError as exc:
+            raise DataError(f"{data}: {exc}") from None
     out = det.score_series(values, timestamps, warmup=warm)
     if save is not None:
         det.save(save)
