@@ -1,4 +1,8 @@
-"""Anomaly detection without a neural model: the NAB corpus and scorer, scores and thresholds.
+"""Anomaly detection: the LSTM detector, the NAB corpus and scorer, scores and thresholds.
+
+* :mod:`.detector` — `AnomalyDetector`, forecast-residual scoring on a small forecaster, batch and
+  streaming (imported from there, or as ``seqshape.AnomalyDetector``);
+* :mod:`.runner` — the NAB runner;
 
 * :mod:`.nab` — read the Numenta Anomaly Benchmark, read/write detector results, score them;
 * :mod:`.scoring` — forecast errors -> anomaly scores in [0, 1], batch or streaming;

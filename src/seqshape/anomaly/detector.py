@@ -96,9 +96,7 @@ class DetectorConfig:
     calendar: bool = True  # time-of-day sin/cos as known covariates (needs timestamps)
     hidden_size: int = 32
     num_layers: int = 1
-    chunk: int = (
-        64  # training chunk length: the lookback; the training stretch needs chunk + 1 rows
-    )
+    chunk: int = 64  # training chunk length (the lookback); training needs chunk + 1 rows
     head: str = "gaussian"  # "mse" (a point) or "gaussian" (mean and std; needed by "likelihood")
     epochs: int = 30
     batch_size: int = 16
@@ -139,7 +137,7 @@ class DetectorConfig:
             raise ConfigError(f"score: expected one of {', '.join(SCORES)}, got {self.score!r}")
         if self.score == "likelihood" and self.head != "gaussian":
             raise ConfigError("score: 'likelihood' needs head='gaussian' (a predicted std)")
-        smoothing = tuple(self.smoothing)
+        smoothing = tuple(self.smoothing) if isinstance(self.smoothing, list | tuple) else ()
         if not smoothing or any(
             isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in smoothing
         ):

@@ -176,6 +176,7 @@ class StreamDeleted(BaseModel):
     points: int
 
 
+OBSERVE_PATH = "/v1/streams/{stream_id}/observe"
 ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 409, 413, 422, 429)}
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
@@ -468,6 +469,11 @@ class Server:
             description="LSTM sequence models over HTTP. Shapes use the legend B batch, T steps, "
             "F features, N classes, K horizon, C covariates.",
             lifespan=lifespan,
+            openapi_tags=[
+                {"name": "models", "description": "Loaded models; predict and forecast."},
+                {"name": "streams", "description": "Stateful streams: one cell step per point."},
+                {"name": "server", "description": "Health and Prometheus metrics."},
+            ],
         )
 
         # auth is enforced for every route in _Gate (no per-route dependency); openapi() documents it
@@ -628,7 +634,7 @@ class Server:
             }
 
         @app.post(
-            "/v1/streams/{stream_id}/observe",
+            OBSERVE_PATH,
             response_model=ObserveResponse,
             tags=["streams"],
             responses=ERRORS,
@@ -699,6 +705,8 @@ class Server:
             self.store.delete(stream_id)
             return {"stream_id": stream_id, "deleted": True, "points": rec.points}
 
+        # the router tries routes in order: the per-point hot path first (the docs group by tag)
+        app.router.routes.sort(key=lambda r: getattr(r, "path", "") != OBSERVE_PATH)
         return app
 
 
