@@ -277,7 +277,9 @@ def main() -> int:
         "statuses": statuses,
         "server_observed_points": _metric(metrics, "seqshape_points_total"),
         "server_user_s": None if server_cpu0 is None else round(server_cpu1[0] - server_cpu0[0], 1),
-        "server_system_s": None if server_cpu0 is None else round(server_cpu1[1] - server_cpu0[1], 1),
+        "server_system_s": None
+        if server_cpu0 is None
+        else round(server_cpu1[1] - server_cpu0[1], 1),
         "client_cpu_s": round(
             (client_cpu1.ru_utime + client_cpu1.ru_stime)
             - (client_cpu0.ru_utime + client_cpu0.ru_stime),

@@ -16,7 +16,6 @@ from .errors import (  # noqa: E402
     TrainingError,
 )
 
-
 _LAZY = {
     "SequenceClassifier": "seqshape.api.classifier",
     "Forecaster": "seqshape.api.forecaster",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 from pathlib import Path
 from typing import Annotated
@@ -126,6 +127,10 @@ def serve(
             f"warning: serving on {host} without --api-key-file: anyone who can reach it may use it",
             err=True,
         )
+    # the models and the framework live as long as the process: spare the collector re-scanning
+    # them (shorter collection pauses, a shorter latency tail)
+    gc.collect()
+    gc.freeze()
     names = ", ".join(f"{n} ({m.kind})" for n, m in loaded.items())
     typer.echo(f"serving {names} on http://{host}:{port} (state: {config.state_path})", err=True)
     uvicorn.run(

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -510,6 +511,14 @@ class Server:
             status = 422 if isinstance(exc, ShapeError | DataError) else 400
             return JSONResponse(
                 {"detail": str(exc), "error": type(exc).__name__}, status_code=status
+            )
+
+        @app.exception_handler(sqlite3.Error)
+        async def store_error(request: Request, exc: sqlite3.Error):
+            # nothing was applied: the stream's memory is updated only after its commit succeeds
+            return JSONResponse(
+                {"detail": f"stream state file {cfg.state_path}: {exc}", "error": "StoreError"},
+                status_code=503,
             )
 
         @app.get("/healthz", response_model=Health, tags=["server"])
