@@ -1,0 +1,21 @@
+"""The HTTP server (`seqshape serve`): FastAPI routes over model adapters, streams kept in SQLite.
+
+    from seqshape.serve import ServeConfig, create_app, load_models
+    app = create_app(load_models(["models/jv", "big=models/jv-large"]), ServeConfig(max_batch=64))
+    # uvicorn.run(app, host="127.0.0.1", port=8000)
+
+app.py: routes, limits, auth, errors; adapters.py: what each model kind serves; store.py: the
+SQLite state file; metrics.py: Prometheus text.
+"""
+
+from .adapters import ClassifierAdapter, ModelAdapter, NotSupportedError, load_models
+from .app import ServeConfig, create_app
+
+__all__ = [
+    "ClassifierAdapter",
+    "ModelAdapter",
+    "NotSupportedError",
+    "ServeConfig",
+    "create_app",
+    "load_models",
+]

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import sqlite3
 import time
 import uuid
@@ -177,6 +178,7 @@ class StreamDeleted(BaseModel):
     points: int
 
 
+log = logging.getLogger("seqshape.serve")
 OBSERVE_PATH = "/v1/streams/{stream_id}/observe"
 ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 409, 413, 422, 429)}
 
@@ -393,9 +395,9 @@ class Server:
         now = time.time() if now is None else now
         cutoff = now - self.config.idle_timeout
         idle = [sid for sid, r in self.streams.items() if r.last_used < cutoff]
+        self.store.delete_idle(cutoff)
         for sid in idle:
             del self.streams[sid]
-        self.store.delete_idle(cutoff)
         self.metrics.add("streams_expired", len(idle))
         return len(idle)
 
@@ -417,8 +419,8 @@ class Server:
             )
         idle = time.time() - rec.last_used
         if idle > self.config.idle_timeout:
-            del self.streams[stream_id]
             self.store.delete(stream_id)
+            del self.streams[stream_id]
             self.metrics.add("streams_expired")
             raise HTTPException(
                 404,
@@ -453,7 +455,10 @@ class Server:
             async def sweeper():
                 while True:
                     await asyncio.sleep(every)
-                    self.sweep()
+                    try:
+                        self.sweep()
+                    except sqlite3.Error as e:  # try again next round; requests report it too
+                        log.warning("closing idle streams failed: %s", e)
 
             task = asyncio.create_task(sweeper())
             try:
@@ -710,8 +715,8 @@ class Server:
         async def delete_stream(stream_id: str):
             """Close a stream and forget its state."""
             rec = self._stream(stream_id)
-            del self.streams[stream_id]
             self.store.delete(stream_id)
+            del self.streams[stream_id]
             return {"stream_id": stream_id, "deleted": True, "points": rec.points}
 
         # the router tries routes in order: the per-point hot path first (the docs group by tag)
