@@ -23,8 +23,11 @@ import httpx
 import numpy as np
 import pytest
 
+import seqshape.datasets
 from seqshape.api.classifier import SequenceClassifier
+from seqshape.api.forecaster import Forecaster, SeriesData
 from seqshape.cli import main as cli_main
+from seqshape.data.series import read_series_csv
 from seqshape.datasets import load_japanese_vowels
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -540,3 +543,110 @@ def test_openapi_schema_and_docs(server):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
     docs = server.http.get("/docs")
     assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text
+
+
+# -- forecaster ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def forecaster(tmp_path_factory) -> dict:
+    """A tiny AirPassengers Forecaster (window_norm 'last': streams fix the level from 12 points)."""
+    root = tmp_path_factory.mktemp("fmodels")
+    frame = read_series_csv(seqshape.datasets.path("AirPassengers.csv"), target="#Passengers")
+    y = frame.target[0]
+    fc = Forecaster(lookback=12, horizon=6, hidden_size=8, num_layers=1, epochs=2, threads=1)
+    fc.fit(SeriesData(target=y, name="air")).save(root / "air")
+    return {"dir": root / "air", "fc": Forecaster.load(root / "air", threads=1), "y": y}
+
+
+@pytest.fixture(scope="module")
+def fserver(forecaster, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fserver")
+    args = [str(forecaster["dir"]), "--state", str(tmp / "state.sqlite3")]
+    live = Live(args, tmp / "log.txt")
+    yield live
+    live.stop()
+
+
+def _one_step_batch(fc: Forecaster, y: np.ndarray) -> np.ndarray:
+    """One batch pass over the whole series (level: its first lookback points) -> (T, O) one-step
+    forecasts of rows 1..T (row t predicted from rows < t), original units."""
+    import torch
+
+    mean, std = fc.scaling.z_mean[0], fc.scaling.z_std[0]
+    # (T, O) -> (1, T, O) scaled
+    z = torch.from_numpy(((y - mean) / std).astype(np.float32))[None]
+    off = fc.net.offset(z[:, : fc.config.lookback])
+    with torch.no_grad():
+        p = fc.net.unshift(fc.net.params(fc.net.encoder(z - off).outputs), off)
+    return fc.net.point(p)[0].numpy() * std + mean
+
+
+def test_forecaster_described_and_forecast_round_trip(fserver, forecaster):
+    fc, y = forecaster["fc"], forecaster["y"]
+    info = fserver.http.get("/v1/models/air").json()
+    assert (info["kind"], info["mode"], info["streamable"]) == ("forecaster", "forecast", True)
+    assert info["input"]["shape"] == "(T, F=1)" and info["output"]["shape"] == "(K, O=1)"
+    assert "first 12 points" in info["stream_note"]
+    for hist, k in [(y[:100], 7), (y[30:45], 30)]:
+        r = fserver.http.post("/v1/models/air/forecast", json={"history": hist.tolist(), "k": k})
+        assert r.status_code == 200, r.text
+        want = fc.forecast(SeriesData(target=hist), k)["point"]
+        np.testing.assert_allclose(np.array(r.json()["point"]), want, atol=1e-4)
+        assert r.json()["model"] == "air" and len(r.json()["point"]) == k
+    bad = fserver.http.post("/v1/models/air/forecast", json={"history": [[1.0, 2.0]], "k": 2})
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("history: expected F=1")
+    r = fserver.http.post(
+        "/v1/models/air/forecast",
+        json={"history": [[1.0]], "k": 2, "future_covariates": [[1.0], [2.0]]},
+    )
+    assert r.status_code == 422 and "future_covariates: model 'air' has no known" in r.text
+
+
+def _stream_results(live: Live, sid: str, y: np.ndarray, chunks, seq0: int = 0, i0: int = 0):
+    got, i, seq = [], i0, seq0
+    for n in chunks:
+        r = _observe(live, sid, seq, y[i : i + n].tolist())
+        assert r.status_code == 200, r.text
+        got.extend(r.json()["results"])
+        i, seq = i + n, seq + 1
+    return got, i, seq
+
+
+def test_forecaster_stream_equals_a_batch_pass(fserver, forecaster):
+    fc, y = forecaster["fc"], forecaster["y"]
+    sid = fserver.http.post("/v1/models/air/streams").json()["stream_id"]
+    chunks = [1] * 11 + [2, 5, 1, 37] + [1] * 30 + [58]  # 144 points; the window fills mid-chunk
+    got, i, _ = _stream_results(fserver, sid, y, chunks)
+    assert i == len(y) == len(got)
+    batch = _one_step_batch(fc, y)
+    N = fc.config.lookback
+    assert all(g["forecast"] is None and g["residual"] is None for g in got[:N])
+    assert all(g["next"] is None for g in got[: N - 1])
+    forecast = np.array([g["forecast"] for g in got[N:]])
+    np.testing.assert_allclose(forecast, batch[N - 1 : -1], atol=1e-4)
+    np.testing.assert_allclose(np.array([g["residual"] for g in got[N:]]), y[N:] - forecast)
+    np.testing.assert_allclose(
+        np.array([g["next"] for g in got[N - 1 :]]), batch[N - 1 :], atol=1e-4
+    )
+    fserver.http.delete(f"/v1/streams/{sid}")
+
+
+def test_forecaster_stream_continues_after_a_restart(forecaster, tmp_path):
+    fc, y = forecaster["fc"], forecaster["y"]
+    args = [str(forecaster["dir"]), "--state", str(tmp_path / "state.sqlite3")]
+    a = Live(args, tmp_path / "a.txt")
+    sid = a.http.post("/v1/models/air/streams").json()["stream_id"]
+    sid2 = a.http.post("/v1/models/air/streams").json()["stream_id"]
+    got, i, seq = _stream_results(a, sid, y, [5, 20, 3])  # past the window
+    got2, i2, seq2 = _stream_results(a, sid2, y, [4, 3])  # still buffering
+    a.kill()
+    b = Live(args, tmp_path / "b.txt")
+    try:
+        more, i, _ = _stream_results(b, sid, y, [1] * 10 + [len(y) - i - 10], seq, i)
+        more2, i2, _ = _stream_results(b, sid2, y, [len(y) - i2], seq2, i2)
+    finally:
+        b.stop()
+    batch, N = _one_step_batch(fc, y), fc.config.lookback
+    for results in (got + more, got2 + more2):
+        assert len(results) == len(y)
+        forecast = np.array([g["forecast"] for g in results[N:]])
+        np.testing.assert_allclose(forecast, batch[N - 1 : -1], atol=1e-4)

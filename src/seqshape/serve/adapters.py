@@ -7,7 +7,7 @@ stores (in memory and in SQLite) with what `observe` returns.
 
     describe()                           -> {"mode", "input", "output", "version", ...}
     predict(sequences)                   -> one {"class", "probabilities"} per sequence  (classifier)
-    forecast(history, k, future_covs)    -> {"point", intervals...}                       (forecaster)
+    forecast(history, k, future_covs, timestamps) -> {"point", intervals...}               (forecaster)
     new_stream()                         -> state
     observe(state, points)               -> (new state, one result per point)
 
@@ -15,18 +15,9 @@ Every method a kind cannot serve raises `NotSupportedError` naming the model, it
 the endpoint needs (HTTP 400). Sequences and observed points arrive as float64 (T, F) arrays whose F
 the server has checked against ``features``; forecast inputs arrive rectangular but unchecked.
 
-TODO(forecaster): add ``ForecasterAdapter(name, path, *, threads)`` (kind "forecaster",
-``serves = ("forecast", "streams")``) when seqshape.api.forecaster lands, and register it in
-``ADAPTERS``:
-  - load with ``Forecaster.load(path, threads=threads)``; set ``features`` to the numbers in one
-    observed point (targets O + past covariates Cp + known covariates Cf, from its ``config``);
-  - ``forecast(history, k, future_covariates)`` calls ``Forecaster.forecast(SeriesData(target=...,
-    past_cov=..., future_cov=...), k, future_cov=future_covariates)`` and returns JSON lists:
-    {"point": (K, O), "quantiles": {q: (K, O)} or "std": (K, O)} (app.py adds "model");
-  - ``new_stream()`` packs the zero LSTM state with `pack_tensors`; ``observe(state, points)``
-    unpacks it, advances one cell step per point (the forecaster's step over its encoder, as
-    ``ClassifierAdapter.observe`` does with ``SequenceEncoder.step``) and returns per point the
-    one-step-ahead forecast made before the point arrived and its anomaly score.
+Forecasters (`ForecasterAdapter`) serve "forecast" and "streams": a stream point is one row
+[targets O, past covariates Cp, known covariates Cf]; its result holds the one-step forecast that was
+made for it before it arrived, the residual, and the forecast of the next point.
 """
 
 from __future__ import annotations
@@ -43,7 +34,7 @@ import torch
 
 from .. import __version__
 from ..artifacts import model_kind
-from ..errors import ArtifactError, ConfigError, DataError
+from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..shapes import LEGEND, describe
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -111,7 +102,11 @@ class ModelAdapter:
         raise self._unsupported("predict")
 
     def forecast(
-        self, history: np.ndarray, k: int, future_covariates: np.ndarray | None
+        self,
+        history: np.ndarray,
+        k: int,
+        future_covariates: np.ndarray | None,
+        timestamps: list[str] | None = None,
     ) -> dict[str, Any]:
         raise self._unsupported("forecast")
 
@@ -268,7 +263,294 @@ class ClassifierAdapter(ModelAdapter):
         return pack_tensors(st), results
 
 
-ADAPTERS: dict[str, type[ModelAdapter]] = {"classifier": ClassifierAdapter}
+def _calendar_count(freq: str | None) -> int:
+    """How many calendar columns `calendar_features` makes at ``freq`` (0 without a frequency)."""
+    from ..data.series import calendar_features
+
+    if freq is None:
+        return 0
+    return calendar_features(np.array(["2000-01-01"], dtype="datetime64[ns]"), freq=freq)[0].shape[
+        1
+    ]
+
+
+class ForecasterAdapter(ModelAdapter):
+    """`Forecaster`: a (T, F) history -> K forecast steps with intervals; streams of points.
+
+    One row (of a history or a stream) is [targets O, past covariates Cp, known covariates Cf].
+    Models trained with calendar ("auto") known covariates take their rows without the calendar
+    columns and compute them from ``timestamps`` (forecast only; such models do not stream).
+
+    A stream advances the LSTM one cell step per point with the carried (h, c) and answers, per
+    point, the one-step forecast made for it before it arrived, the residual, and the forecast of
+    the next point (null for models with known covariates: it needs the next point's covariates,
+    so the step for point t runs when point t+1 brings them). The window level of window_norm
+    "last"/"mean" models is fixed from the first ``lookback`` points of the stream and kept;
+    until then points are buffered and answered with null forecasts. These answers equal one
+    batch pass over the whole stream (its first ``lookback`` points as the window).
+    """
+
+    kind = "forecaster"
+    mode = "forecast"
+    serves = ("forecast", "streams")
+
+    def __init__(self, name: str, path: Path, *, threads: int | None = None) -> None:
+        from ..api.forecaster import Forecaster
+
+        super().__init__(name, path)
+        self.model = Forecaster.load(path, threads=threads)
+        cfg = self.model.config
+        self.net = self.model.net
+        self.O, self.Cp, self.Cf, self.Z = cfg.n_targets, cfg.n_past, cfg.n_future, cfg.n_fed
+        meta = self.model.meta
+        fut = (meta.get("columns") or {}).get("future_covariates", ())
+        self.auto = fut == "auto" or (isinstance(fut, list | tuple) and "auto" in fut)
+        self.freq = meta.get("freq")
+        # known covariates the client sends as numbers; the calendar ones come from timestamps
+        self.n_calendar = _calendar_count(self.freq) if self.auto else 0
+        self.Cu = self.Cf - self.n_calendar
+        self.features = self.Z + self.Cu
+        sc = self.model.scaling
+        self.z_mean, self.z_std = sc.z_mean[0].astype(np.float64), sc.z_std[0].astype(np.float64)
+        self.f_mean, self.f_std = sc.f_mean[0].astype(np.float64), sc.f_std[0].astype(np.float64)
+        # points buffered before the LSTM starts: the window of a window_norm model, else one
+        self.need = cfg.lookback if cfg.window_norm != "none" else 1
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.model.config
+        d = super().describe()
+        known = {"F": self.features, "O": self.O}
+        d.update(
+            input={"shape": describe("T F", known), "legend": _legend("T F")},
+            output={"shape": describe("K O", known), "legend": _legend("K O")},
+            columns={"targets": self.O, "past_covariates": self.Cp, "known_covariates": self.Cu},
+            calendar_covariates={"count": self.n_calendar, "freq": self.freq}
+            if self.auto
+            else None,
+            lookback=cfg.lookback,
+            horizon=cfg.horizon,
+            strategy=cfg.strategy,
+            loss=cfg.loss,
+            window_norm=cfg.window_norm,
+            quantiles=list(cfg.quantiles) if cfg.loss == "quantile" else None,
+            stream_note=self.stream_unsupported() or self._stream_note(),
+        )
+        return d
+
+    def _stream_note(self) -> str:
+        cfg = self.model.config
+        note = "one cell step per point; results: forecast made before the point, residual, next"
+        if cfg.window_norm != "none":
+            note += (
+                f"; window_norm {cfg.window_norm!r}: the level is fixed from the first "
+                f"{cfg.lookback} points of the stream (null forecasts until then)"
+            )
+        if self.Cf:
+            note += "; 'next' is null: it needs the next point's known covariates"
+        return note
+
+    # -- forecast ------------------------------------------------------------------------------
+    def _calendar(self, timestamps: list[str] | None, t: int, k: int) -> np.ndarray:
+        """(T+K, n_calendar) calendar columns from the history's T (or T+K) timestamps."""
+        from ..data.series import calendar_features, future_timestamps
+
+        if timestamps is None:
+            raise DataError(
+                f"timestamps: model {self.name!r} computes {self.n_calendar} calendar covariates "
+                f"from the history's timestamps; give T={t} (or T+K={t + k}) of them"
+            )
+        if len(timestamps) not in (t, t + k):
+            raise ShapeError(
+                f"timestamps: expected T={t} or T+K={t + k} timestamps, got {len(timestamps)}"
+            )
+        try:
+            ts = np.array(timestamps, dtype="datetime64[ns]")
+        except ValueError as e:
+            raise DataError(f"timestamps: expected ISO dates such as 1960-12-01 ({e})") from None
+        if len(ts) == t:
+            ts = np.concatenate([ts, future_timestamps(ts, k, freq=self.freq)])
+        return calendar_features(ts, freq=self.freq)[0]
+
+    def forecast(
+        self,
+        history: np.ndarray,
+        k: int,
+        future_covariates: np.ndarray | None,
+        timestamps: list[str] | None = None,
+    ) -> dict[str, Any]:
+        from ..api.forecaster import SeriesData
+
+        T = len(history)
+        if history.shape[1] != self.features:
+            raise ShapeError(
+                f"history: expected F={self.features} numbers per row (targets O={self.O}, past "
+                f"covariates Cp={self.Cp}, known covariates C={self.Cu}), got {history.shape[1]}"
+            )
+        h = _as_float32(history, "history")
+        if self.Cu:
+            if future_covariates is None:
+                raise DataError(
+                    f"future_covariates: model {self.name!r} uses {self.Cu} known covariates; "
+                    f"give their K={k} future rows"
+                )
+            if future_covariates.shape != (k, self.Cu):
+                raise ShapeError(
+                    f"future_covariates: expected (K={k}, C={self.Cu}), got "
+                    f"{future_covariates.shape}"
+                )
+            fut = _as_float32(future_covariates, "future_covariates")
+        elif future_covariates is not None:
+            raise ShapeError(
+                f"future_covariates: model {self.name!r} has no known covariates the client "
+                f"sends; expected none, got {future_covariates.shape[1]} per row"
+            )
+        else:
+            fut = np.zeros((k, 0), np.float32)
+        known = np.concatenate([h[:, self.Z :], fut])
+        if self.auto:
+            # (T+K, Cu) ++ (T+K, calendar) -> (T+K, Cf), in the order the model was trained on
+            known = np.concatenate([known, self._calendar(timestamps, T, k)], axis=1)
+        elif timestamps is not None:
+            raise DataError(
+                f"timestamps: model {self.name!r} has no calendar covariates; leave them out"
+            )
+        series = SeriesData(
+            target=h[:, : self.O],
+            past_cov=h[:, self.O : self.Z],
+            future_cov=known[:T],
+            name="history",
+        )
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.model.forecast(series, k, future_cov=known[T:] if self.Cf else None)
+        result: dict[str, Any] = {"point": out["point"]}
+        if "quantiles" in out:
+            result["quantiles"] = {f"{q:g}": v for q, v in out["quantiles"].items()}
+        if "std" in out:
+            result["std"] = out["std"]
+        for key, v in list(result.items()):
+            vals = list(v.values()) if isinstance(v, dict) else [v]
+            if not all(np.isfinite(a).all() for a in vals):
+                raise DataError(
+                    "history: the model's forecast is not finite — values too large for it?"
+                )
+            result[key] = (
+                {q: a.tolist() for q, a in v.items()} if isinstance(v, dict) else v.tolist()
+            )
+        return result
+
+    # -- streams -------------------------------------------------------------------------------
+    def stream_unsupported(self) -> str | None:
+        cfg = self.model.config
+        if cfg.strategy != "autoregressive":
+            return (
+                f"model {self.name!r} cannot stream: strategy {cfg.strategy!r} forecasts a whole "
+                "window at once; streams need strategy 'autoregressive'"
+            )
+        if self.auto:
+            return (
+                f"model {self.name!r} cannot stream: its calendar covariates need timestamps, "
+                "which observe does not take yet"
+            )
+        return None
+
+    def _hc_shape(self) -> tuple[int, ...]:
+        cfg = self.model.config
+        return (2 if cfg.cell == "lstm" else 1, cfg.num_layers, 1, cfg.hidden_size)
+
+    def new_stream(self) -> dict[str, Any]:
+        self.require("streams")
+        return {"seen": 0, "hc": None, "offset": None, "buffer": None}
+
+    def _unscaled(self, p: torch.Tensor) -> list[float]:
+        """(1, 1, Z, P) parameters at the stream's level -> the O targets' point, original units."""
+        # (1, 1, Z, P) -> (Z,) -> (O,)
+        point = self.net.point(p)[0, 0, : self.O].numpy().astype(np.float64)
+        return (point * self.z_std[: self.O] + self.z_mean[: self.O]).tolist()
+
+    def observe(
+        self, state: dict[str, Any], points: np.ndarray
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        self.require("streams")
+        where = f"model {self.name!r}"
+        W = self.Z + self.Cf
+        try:
+            seen = int(state["seen"])
+            n_buf = 0 if state["buffer"] is None else int(state["buffer"]["shape"][1])
+            encoded = state["hc"] is not None
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ConfigError(f"{where}: stream state is damaged ({e})") from None
+        hc = unpack_tensors(state["hc"], self._hc_shape(), where) if encoded else None
+        off = unpack_tensors(state["offset"], (1, 1, 1, self.Z), where)[0] if encoded else None
+        buf = list(unpack_tensors(state["buffer"], (1, n_buf, W), where)[0]) if n_buf else []
+        _as_float32(points, "points")
+        mean = np.concatenate([self.z_mean, self.f_mean])
+        std = np.concatenate([self.z_std, self.f_std])
+        with np.errstate(over="ignore"):
+            x = ((points - mean) / std).astype(np.float32)
+        if not np.isfinite(x).all():
+            j = int(np.argwhere(~np.isfinite(x))[0][0])
+            raise DataError(f"points[{j}]: out of range once scaled by the model's scaling")
+        # (P, W) float32 scaled rows: [z (O+Cp), known covariates (Cf)]
+        rows = torch.from_numpy(x)
+        net, Z, results = self.net, self.Z, []
+        with torch.no_grad():
+            for i in range(len(rows)):
+                row = rows[i]
+                res: dict[str, Any] = {"forecast": None, "residual": None, "next": None}
+                pred = nxt = None
+                if not encoded:
+                    buf.append(row)
+                    if len(buf) == self.need + (1 if self.Cf else 0):
+                        # n x (W,) -> (1, n, W): the buffered window, read by one encoder pass
+                        win = torch.stack(buf).unsqueeze(0)
+                        hist = win[:, : self.need, :Z]
+                        # (1, N, Z) -> (1, 1, Z): the level kept for the rest of the stream
+                        off = net.offset(hist)
+                        out, hc = net.encode(hist - off, win[:, :, Z:] if self.Cf else None)
+                        encoded = True
+                        buf = [row] if self.Cf else []
+                        if self.Cf:
+                            pred = out
+                        else:
+                            nxt = out
+                elif self.Cf:
+                    # (Z,) ++ (Cf,) -> (1, Z+Cf): the pending point with this point's covariates
+                    x_t = net.step_inputs((buf[0][:Z] - off[0, 0]).unsqueeze(0), row[Z:][None])
+                    pred, hc = net.encoder.step(x_t, hc)
+                    buf = [row]
+                else:
+                    # (L, 1, H) -> (1, H): the top layer's state predicts this point
+                    pred = hc[0][-1]
+                    # (Z,) -> (1, Z): one cell step with this point at the stream's level
+                    nxt, hc = net.encoder.step((row[:Z] - off[0, 0]).unsqueeze(0), hc)
+                if pred is not None:
+                    # (1, H) -> (1, 1, Z, P) at the stream's level
+                    res["forecast"] = self._unscaled(net.unshift(net.params(pred)[:, None], off))
+                    res["residual"] = [
+                        float(points[i, j]) - res["forecast"][j] for j in range(self.O)
+                    ]
+                if nxt is not None:
+                    res["next"] = self._unscaled(net.unshift(net.params(nxt)[:, None], off))
+                for key in ("forecast", "next"):
+                    if res[key] is not None and not np.isfinite(res[key]).all():
+                        raise DataError(
+                            f"points[{i}]: the model's forecast is not finite — values too large?"
+                        )
+                results.append(res)
+        new_state = {
+            "seen": seen + len(rows),
+            "hc": pack_tensors(hc) if encoded else None,
+            "offset": pack_tensors((off,)) if encoded else None,
+            # n x (W,) -> (1, n, W)
+            "buffer": pack_tensors((torch.stack(buf),)) if buf else None,
+        }
+        return new_state, results
+
+
+ADAPTERS: dict[str, type[ModelAdapter]] = {
+    "classifier": ClassifierAdapter,
+    "forecaster": ForecasterAdapter,
+}
 
 
 def parse_model_spec(spec: str) -> tuple[str, Path]:

@@ -4,7 +4,8 @@
     GET    /v1/models                        every loaded model: name, mode, shapes, version
     GET    /v1/models/{name}                 one of them
     POST   /v1/models/{name}/predict         {"sequences": [(T_i, F) nested lists]} -> class + probabilities
-    POST   /v1/models/{name}/forecast        {"history": (T, F), "k": K, "future_covariates": (K, C)}
+    POST   /v1/models/{name}/forecast        {"history": (T, F), "k": K, "future_covariates": (K, C),
+                                              "timestamps": [T or T+K ISO times] (calendar models)}
     POST   /v1/models/{name}/streams         -> {"stream_id", "next_seq": 0}
     GET    /v1/streams/{id}                  model, next_seq, points so far
     POST   /v1/streams/{id}/observe          {"seq": n, "points": (P, F)} -> one result per point
@@ -204,6 +205,17 @@ def _request_schemas(cfg: ServeConfig) -> tuple[type[BaseModel], ...]:
         )
         future_covariates: Steps | None = Field(
             default=None, description="(K, C): known covariates of the K future rows"
+        )
+        timestamps: (
+            Annotated[
+                list[Annotated[str, Field(min_length=1, max_length=64)]],
+                Field(min_length=1, max_length=cfg.max_steps + cfg.max_horizon),
+            ]
+            | None
+        ) = Field(
+            default=None,
+            description="ISO times of the T history rows (or of T+K rows), for models whose known "
+            "covariates are calendar features",
         )
 
     class ObserveRequest(BaseModel):
@@ -586,7 +598,7 @@ class Server:
                 cov = None
                 if body.future_covariates is not None:
                     cov = _array(body.future_covariates, None, "future_covariates")
-                return model.forecast(history, body.k, cov)
+                return model.forecast(history, body.k, cov, body.timestamps)
 
             return {"model": name, **(await run_in_threadpool(work))}
 
