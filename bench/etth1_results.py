@@ -41,8 +41,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/etth1")
     args = ap.parse_args()
 
-    from seqshape.api.forecaster import Forecaster
-    from seqshape.cli.forecast import backtest, frame_to_series, read_frame
+    from seqshape.api.forecaster import Forecaster, backtest
+    from seqshape.cli.forecast import frame_to_series, read_frame
     from seqshape.data.series import ett_split
 
     t0 = time.perf_counter()

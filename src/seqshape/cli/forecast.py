@@ -191,7 +191,7 @@ def train_forecast(
     progress: Progress = True,
 ) -> None:
     """Train a forecaster: N past steps -> K future steps; evaluates a backtest on the test split."""
-    from ..api.forecaster import Forecaster
+    from ..api.forecaster import Forecaster, backtest
     from .common import merge_config
 
     opts = merge_config(
@@ -258,76 +258,10 @@ def train_forecast(
     typer.echo(f"model written to {out}", err=True)
 
 
-def backtest(
-    fc, series, train_end, val_end, test_end, horizons: list[int], season: int | None = None
-) -> dict:
-    """Rolling-origin backtest on [val_end, test_end) of each series: model and baselines, same windows."""
-    from ..api.forecaster import make_windows
-    from ..models import baselines as BL
-    from ..train import forecast_metrics as FM
-
-    N = fc.config.lookback
-    O = fc.config.n_targets
-    if season is None:
-        season = BL.infer_season(series[0].target[: train_end[0], 0], freq=fc.meta.get("freq"))
-    out: dict = {"lookback": N, "season": int(season), "by_horizon": {}}
-    # the linear baseline is fitted on the training windows, per horizon
-    for K in horizons:
-        win = make_windows(list(zip(val_end, test_end)), N, K, 1)
-        if len(win) == 0:
-            need = N + K
-            raise DataError(f"test split too short for lookback {N} + horizon {K} = {need} rows")
-        pred = fc.predict_windows(series, win, K, scaled_units=True)
-        truth, point = pred["truth"], pred["point"]
-        scaled = fc._scaled(series)
-        # (W, N, O): each window's history of the targets, scaled like the model sees it
-        hist = np.stack([scaled[i][0][s : s + N, :O] for i, s in zip(win.series, win.start)])
-        tr_w = make_windows([(0, e) for e in train_end], N, K, 1)
-        tx = np.stack([scaled[i][0][s : s + N, :O] for i, s in zip(tr_w.series, tr_w.start)])
-        ty = np.stack(
-            [scaled[i][0][s + N : s + N + K, :O] for i, s in zip(tr_w.series, tr_w.start)]
-        )
-        linear = BL.LinearBaseline(N, K).fit(tx, ty)
-        preds = {
-            "model": point,
-            "naive": BL.naive(hist, K),
-            "seasonal_naive": BL.seasonal_naive(hist, K, season),
-            "linear": linear.predict(hist),
-        }
-        # MASE: each window scaled by its own series' in-sample seasonal-naive error
-        scale = FM.mase_scale(
-            [scaled[i][0][: train_end[i], :O] for i in range(len(series))], season
-        )
-        scale = scale.rows(win.series)
-        row = {}
-        for name, p in preds.items():
-            orig_p = fc._unscale(p, win.series)
-            orig_t = fc._unscale(truth, win.series)
-            row[name] = {
-                "mse": float(np.mean((p - truth) ** 2)),
-                "mae": float(np.mean(np.abs(p - truth))),
-                "mse_original": float(np.mean((orig_p - orig_t) ** 2)),
-                "mae_original": float(np.mean(np.abs(orig_p - orig_t))),
-                "mase": float(FM.mase(truth, p, scale)),
-                "smape": float(FM.smape(orig_t, orig_p)),
-            }
-        out["by_horizon"][str(K)] = {
-            **row["model"],
-            "baselines": {k: v for k, v in row.items() if k != "model"},
-            "n_windows": len(win),
-        }
-    first = out["by_horizon"][str(horizons[0])]
-    out.update(
-        {k: first[k] for k in ("mse", "mae", "mase", "smape", "mse_original", "mae_original")}
-    )
-    out["baselines"] = first["baselines"]
-    return out
-
-
 def evaluate(
     model_dir: Path, data: Path, *, missing: str = "error", threads=None, horizons=None, **_
 ) -> dict:
-    from ..api.forecaster import Forecaster
+    from ..api.forecaster import Forecaster, backtest
 
     fc = Forecaster.load(model_dir, threads=threads)
     spec = dict(fc.meta.get("columns", {}))
@@ -468,7 +402,7 @@ def demo_forecast(out: Path, *, seed: int = 0, threads=None, progress: bool = Tr
     naive and linear baselines, and plots a 36-month forecast from the end of 1958.
     """
     from .. import datasets
-    from ..api.forecaster import Forecaster, SeriesData
+    from ..api.forecaster import Forecaster, SeriesData, backtest
     from ..plots import forecast_png
 
     spec = {
