@@ -200,20 +200,12 @@ class SequenceClassifier:
             checkpoint_every=checkpoint_every,
             resume=resume,
         )
-        r = self.train_result
-        self.metrics = {
-            "best_epoch": r.best_epoch,
-            "best_" + tc.monitor: r.best_metric,
-            "epochs_run": len(r.history),
-            "train_seconds": round(r.seconds, 3),
-            "padding_waste": round(sampler.padding_waste(), 4),
-            "n_train": len(Xtr),
-            "n_val": len(Xva),
-        }
-        if r.history:
-            self.metrics.update(
-                {k: v for k, v in r.history[r.best_epoch - 1].items() if k.startswith("val_")}
-            )
+        self.metrics = self.train_result.summary(
+            tc.monitor,
+            padding_waste=round(sampler.padding_waste(), 4),
+            n_train=len(Xtr),
+            n_val=len(Xva),
+        )
         return self
 
     # -- inference ----------------------------------------------------------------------------

@@ -326,15 +326,11 @@ class Forecaster:
             log_path=Path(log_path) if log_path else None,
             description="forecast",
         )
-        r = self.train_result
-        self.metrics = {
-            "best_epoch": r.best_epoch,
-            "best_val_mse": r.best_metric,
-            "epochs_run": len(r.history),
-            "train_seconds": round(r.seconds, 3),
-            "n_train_windows": len(train_w),
-            "n_val_windows": len(val_w),
-        }
+        self.metrics = self.train_result.summary(
+            "val_mse" if len(val_w) else "train_loss",
+            n_train_windows=len(train_w),
+            n_val_windows=len(val_w),
+        )
         return self
 
     def _scaled_mse(self, net, scaled, win: Windows, batch_size: int = 512) -> float:

@@ -178,15 +178,7 @@ class SequenceGenerator:
             log_path=Path(log_path) if log_path else None,
             description="generate",
         )
-        r = self.train_result
-        self.metrics = {
-            "best_epoch": r.best_epoch,
-            "best_" + tc.monitor: r.best_metric,
-            "epochs_run": len(r.history),
-            "train_seconds": round(r.seconds, 3),
-            "n_train": len(Ytr),
-            "n_val": len(Yva),
-        }
+        self.metrics = self.train_result.summary(tc.monitor, n_train=len(Ytr), n_val=len(Yva))
         return self
 
     # -- inference ----------------------------------------------------------------------------

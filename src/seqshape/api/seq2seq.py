@@ -439,16 +439,12 @@ class Seq2Seq:
             log_path=Path(log_path) if log_path else None,
             description="seq2seq",
         )
-        r = self.train_result
-        self.metrics = {
-            "best_epoch": r.best_epoch,
-            "best_" + tc.monitor: r.best_metric,
-            "epochs_run": len(r.history),
-            "train_seconds": round(r.seconds, 3),
-            "padding_waste": round(sampler.padding_waste(), 4),
-            "n_train": len(tr_src),
-            "n_val": len(vsrc),
-        }
+        self.metrics = self.train_result.summary(
+            tc.monitor,
+            padding_waste=round(sampler.padding_waste(), 4),
+            n_train=len(tr_src),
+            n_val=len(vsrc),
+        )
         return self
 
     def _batch(self, src: list[np.ndarray], tgt: list[np.ndarray] | None = None) -> Batch:

@@ -87,6 +87,21 @@ class TrainResult:
     # where a resumed run picked up: {"epoch": E, "step": S} (S batches of epoch E were done)
     resumed_from: dict | None = None
 
+    def summary(self, monitor: str, **extra) -> dict:
+        """What an estimator records in metrics.json: best epoch and metric, epochs, time, the
+        validation metrics of the best epoch, and ``extra`` (data sizes, padding waste)."""
+        out = {
+            "best_epoch": self.best_epoch,
+            "best_" + monitor: self.best_metric,
+            "epochs_run": len(self.history),
+            "train_seconds": round(self.seconds, 3),
+            **extra,
+        }
+        if self.history and self.best_epoch:
+            best = self.history[self.best_epoch - 1]
+            out.update({k: v for k, v in best.items() if k.startswith("val_")})
+        return out
+
 
 @dataclass
 class _Position:
