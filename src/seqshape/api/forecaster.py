@@ -566,6 +566,7 @@ def backtest(
         season = BL.infer_season(series[0].target[: train_end[0], 0], freq=fc.meta.get("freq"))
     out: dict = {"lookback": N, "season": int(season), "by_horizon": {}}
     # the linear baseline is fitted on the training windows, per horizon
+    scaled = fc._scaled(series)  # once, shared by every horizon and baseline
     for K in horizons:
         win = make_windows(list(zip(val_end, test_end)), N, K, 1)
         if len(win) == 0:
@@ -573,7 +574,6 @@ def backtest(
             raise DataError(f"test split too short for lookback {N} + horizon {K} = {need} rows")
         pred = fc.predict_windows(series, win, K, scaled_units=True)
         truth, point = pred["truth"], pred["point"]
-        scaled = fc._scaled(series)
         # (W, N, O): each window's history of the targets, scaled like the model sees it
         hist = np.stack([scaled[i][0][s : s + N, :O] for i, s in zip(win.series, win.start)])
         tr_w = make_windows([(0, e) for e in train_end], N, K, 1)
