@@ -66,11 +66,13 @@ def _g2p(args, results: dict) -> None:
             attention=attention,
             hidden_size=args.hidden,
             embedding_size=args.embedding,
+            num_layers=args.layers,
             dropout=args.dropout,
+            label_smoothing=args.label_smoothing,
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
-            patience=args.epochs,
+            patience=args.patience or args.epochs,
             threads=args.threads,
             progress=False,
         ).fit(train, log_path=_log(args, f"g2p_{attention}"))
@@ -158,6 +160,14 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--embedding", type=int, default=64)
     ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="early-stopping patience (lr decays after half of it); 0: --epochs, i.e. never",
+    )
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=1)

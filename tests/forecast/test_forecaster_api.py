@@ -206,3 +206,19 @@ def test_cli_data_errors_are_one_line(shared_data, tmp_path):
     )
     assert p.returncode == 2 and "nan.csv line 21" in p.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_highway_model_trains_saves_and_loads(air, tmp_path):
+    fc = Forecaster(
+        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=2, seed=0, highway=12
+    ).fit(air, train_end=108, val_end=126)
+    fc.save(tmp_path / "m")
+    loaded = Forecaster.load(tmp_path / "m")
+    assert loaded.config.highway == 12
+    hist = SeriesData(target=air.target[:100], future_cov=air.future_cov[:100])
+    a = fc.forecast(hist, 30, future_cov=air.future_cov[100:130])
+    b = loaded.forecast(hist, 30, future_cov=air.future_cov[100:130])
+    assert np.array_equal(a["point"], b["point"])
+    # the model started from the least-squares highway and stayed close to the data's level
+    truth = air.target[100:130, 0]
+    assert np.abs(a["point"][:, 0] - truth).mean() < 0.5 * truth.mean()

@@ -117,3 +117,105 @@ def test_shape_errors_name_the_argument():
         net.forecast(torch.randn(2, 12, 3), 3, torch.randn(2, 14, 3))
     with pytest.raises(ConfigError, match="quantiles"):
         ForecasterConfig(n_targets=1, lookback=3, horizon=2, loss="quantile", quantiles=(0.9, 0.1))
+
+
+def _highway_net(loss="mse", strategy="autoregressive", window_norm="none", p=5):
+    cfg = ForecasterConfig(
+        n_targets=2,
+        n_past=1,
+        n_future=2,
+        lookback=12,
+        horizon=6,
+        loss=loss,
+        strategy=strategy,
+        window_norm=window_norm,
+        hidden_size=8,
+        num_layers=2,
+        highway=p,
+    )
+    net = ForecasterNet(cfg).eval()
+    with torch.no_grad():  # a highway far from zero, so a wrong window would show
+        net.highway.weight.normal_()
+        net.highway.bias.normal_()
+    return net
+
+
+@pytest.mark.parametrize("loss", ["mse", "gaussian", "quantile"])
+@pytest.mark.parametrize("window_norm", ["none", "last"])
+def test_highway_teacher_forcing_equals_step_by_step(loss, window_norm):
+    net = _highway_net(loss, window_norm=window_norm)
+    B, N, K = 3, 12, 6
+    hist, fut, cov = torch.randn(B, N, 3), torch.randn(B, K, 3), torch.randn(B, N + K, 2)
+    with torch.no_grad():
+        forced = net(hist, fut, cov)
+        off = net.offset(hist)
+        h, f = hist - off, fut - off
+        out, state = net.encode(h, cov)
+        recent, steps = net.recent(h), []
+        for k in range(K):
+            steps.append(net.params(out, recent))
+            if k < K - 1:
+                recent = net.push(recent, f[:, k])
+                out, state = net.encoder.step(net.step_inputs(f[:, k], cov[:, N + k + 1]), state)
+        stepped = net.unshift(torch.stack(steps, 1), off)
+    assert torch.allclose(stepped, forced, atol=1e-5)
+    # the highway term really is in there: the same model without it differs
+    net.highway = None
+    with torch.no_grad():
+        assert not torch.allclose(net(hist, fut, cov), forced, atol=1e-3)
+
+
+def test_highway_with_a_zero_head_is_the_linear_autoregression_fed_its_own_output():
+    net = _highway_net(p=4)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+        hist = torch.randn(2, 12, 3)
+        pred = net.point(net.forecast(hist, 10, torch.randn(2, 22, 2)))
+    w, b = net.highway.weight[0].detach(), float(net.highway.bias.detach())
+    buf = hist[:, -4:].clone()
+    for k in range(10):
+        last = buf[:, -1]
+        # (B, p, Z) -> (B, Z): last + w . (window - last) + b, per series
+        nxt = last + torch.einsum("bpz,p->bz", buf - last[:, None], w) + b
+        assert torch.allclose(pred[:, k], nxt, atol=1e-5)
+        buf = torch.cat([buf[:, 1:], nxt[:, None]], 1)
+
+
+def test_highway_direct_maps_the_last_p_values_and_a_short_history_is_edge_padded():
+    net = _highway_net(strategy="direct", p=8)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+        hist = torch.randn(2, 12, 3)
+        got = net.point(net.forecast(hist, 6, torch.randn(2, 18, 2)))
+        last = hist[:, -1]
+        # (B, Z, p) @ (p, K) -> (B, Z, K) -> (B, K, Z)
+        want = (hist[:, -8:] - last[:, None]).transpose(1, 2) @ net.highway.weight.T
+        want = (want + net.highway.bias).transpose(1, 2) + last[:, None]
+        assert torch.allclose(got, want, atol=1e-5)
+        short = torch.randn(2, 3, 3)
+        padded = torch.cat([short[:, :1].expand(-1, 5, -1), short], 1)
+        assert torch.equal(net.recent(short), padded)
+
+
+def test_fit_highway_recovers_an_integrated_ar1_process_and_zeroes_the_head():
+    from seqshape.models.forecaster import fit_highway
+
+    # z_t = z_{t-1} + 0.5 (z_{t-1} - z_{t-2}) + e_t, i.e. around the newest value:
+    # z_t = last + w0 (z_{t-2} - last) with w0 = -0.5 (the highway's form)
+    g = torch.Generator().manual_seed(0)
+    z = torch.zeros(4000, dtype=torch.float64)
+    noise = 0.1 * torch.randn(4000, generator=g, dtype=torch.float64)
+    for t in range(2, 4000):
+        z[t] = z[t - 1] + 0.5 * (z[t - 1] - z[t - 2]) + noise[t]
+    cfg = ForecasterConfig(n_targets=1, lookback=12, horizon=6, hidden_size=8, highway=2)
+    net = ForecasterNet(cfg)
+    fit_highway(net, [z[:, None].numpy()])
+    assert not net.head.weight.detach().any() and not net.head.bias.detach().any()
+    w0, w1 = (float(v) for v in net.highway.weight[0].detach())
+    assert abs(w0 + 0.5) < 0.05  # the coefficient, recovered
+    assert abs(w1) < 1e-6  # the newest value minus itself: always 0, so its weight stays at 0
+    assert abs(float(net.highway.bias.detach())) < 0.01
+    with pytest.raises(ConfigError, match="no highway"):
+        fit_highway(_net(), [z[:, None].numpy()])

@@ -21,7 +21,7 @@ from .. import __version__, runtime
 from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
 from ..batching import Batch
 from ..errors import ConfigError, DataError, ShapeError
-from ..models.forecaster import ForecasterConfig, ForecasterNet, forecast_loss
+from ..models.forecaster import ForecasterConfig, ForecasterNet, fit_highway, forecast_loss
 from ..train.loop import TrainConfig, TrainResult, fit
 
 KIND = "forecaster"
@@ -159,6 +159,7 @@ class Forecaster:
         dropout: float = 0.0,
         cell: str = "lstm",
         window_norm: str = "last",
+        highway: int = 0,
         epochs: int = 20,
         batch_size: int = 64,
         lr: float = 1e-3,
@@ -183,6 +184,7 @@ class Forecaster:
             dropout=dropout,
             cell=cell,
             window_norm=window_norm,
+            highway=highway,
         )
         self.train_config = TrainConfig(
             epochs=epochs,
@@ -281,6 +283,11 @@ class Forecaster:
         torch.manual_seed(self.train_config.seed)
         self.config = ForecasterConfig(n_targets=O, n_past=Cp, n_future=Cf, **self.options)
         self.net = ForecasterNet(self.config)
+        if self.config.highway:
+            # start from the least-squares linear autoregression over the training rows
+            fit_highway(
+                self.net, [z[:e] for (z, _), e in zip(scaled, tr)], seed=self.train_config.seed
+            )
         tc = self.train_config
         if len(val_w) == 0:
             tc = replace(tc, monitor="train_loss")
@@ -519,6 +526,7 @@ class Forecaster:
                 "dropout",
                 "cell",
                 "window_norm",
+                "highway",
             )
         }
         self = cls(**opts, threads=threads)

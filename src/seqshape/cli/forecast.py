@@ -42,6 +42,7 @@ FORECAST_KEYS = set(SHARED_KEYS) | {
     "cell",
     "patience",
     "window_norm",
+    "highway",
     "sampling_ratio",
     "max_windows_per_epoch",
     "stride",
@@ -162,6 +163,14 @@ def train_forecast(
         str | None,
         typer.Option("--quantiles", help="Quantiles for --loss quantile, e.g. 0.1,0.5,0.9."),
     ] = None,
+    highway: Annotated[
+        int | None,
+        typer.Option(
+            "--highway",
+            help="P > 0 adds a linear autoregressive term over the last P values beside the LSTM "
+            "(LSTNet's highway), solved by least squares before training. Default 0 (off).",
+        ),
+    ] = None,
     split: Annotated[
         str | None,
         typer.Option("--split", help="Time-based train,val,test fractions (default 0.7,0.1,0.2)."),
@@ -208,6 +217,7 @@ def train_forecast(
             strategy=strategy,
             loss=loss,
             quantiles=tuple(float(q) for q in _cols(quantiles)) if quantiles else None,
+            highway=highway,
         ),
         FORECAST_KEYS,
     )

@@ -15,6 +15,15 @@ One recurrent core reads the history and then keeps going into the future:
 Teacher forcing in training runs the same core over [history, true future] in one pass; step-by-step
 decoding fed the same true values gives the same numbers (tested ≤1e-5).
 
+Highway (``highway`` = p > 0, off by default): a linear term in parallel with the LSTM, the
+"autoregressive highway" of LSTNet (Lai et al., SIGIR 2018). Each fed series' location gets
+``last + w · (recent - last) + b`` added, where ``recent`` are its last p values (true ones in
+teacher forcing, fed-back predictions when decoding: the highway runs autoregressively too) and
+``last`` the newest of them; w (p,) and b are shared by the series. The direct strategy maps the
+last p history values to all K steps (w (p, K)). The term is shift-equivariant, so it commutes
+with ``window_norm``. `fit_highway` solves it by least squares before training, so training starts
+from the linear autoregression and the LSTM learns what it misses.
+
 Heads (``loss``): "mse" (P=1, the point), "gaussian" (mean, std), "student_t" (mean, scale, df),
 "quantile" (one output per quantile, pinball loss). Shapes use the legend: B batch, N lookback,
 K horizon, O targets, Cp past covariates, Cf known-future covariates, H hidden, L layers.
@@ -54,6 +63,7 @@ class ForecasterConfig:
     window_norm: str = (
         "none"  # "last": subtract each window's last history value, add it back after
     )
+    highway: int = 0  # p: a linear autoregressive term over the last p values (0: off)
 
     def __post_init__(self) -> None:
         if self.window_norm not in ("none", "last", "mean"):
@@ -62,7 +72,7 @@ class ForecasterConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {v!r}")
-        for name in ("n_past", "n_future"):
+        for name in ("n_past", "n_future", "highway"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{name}: expected an integer >= 0, got {v!r}")
@@ -122,6 +132,11 @@ class ForecasterNet(nn.Module):
             self.head = nn.Linear(H, Z * P)
         else:
             self.head = nn.Linear(H + config.horizon * config.n_future, config.horizon * Z * P)
+        self.highway: nn.Linear | None = None
+        if config.highway:
+            # (..., Z, p) deltas to the newest value -> (..., Z, 1) next step, or (..., Z, K) direct
+            width = 1 if config.strategy == "autoregressive" else config.horizon
+            self.highway = nn.Linear(config.highway, width)
 
     # -- inputs ---------------------------------------------------------------------------------
     def step_inputs(self, z: Tensor, f_next: Tensor | None) -> Tensor:
@@ -149,9 +164,47 @@ class ForecasterNet(nn.Module):
             )
 
     # -- heads ----------------------------------------------------------------------------------
-    def params(self, out: Tensor) -> Tensor:
-        """(B, ..., H) -> (B, ..., O+Cp, P) distribution parameters (std/scale/df made positive)."""
-        return self._to_params(self.head(out))
+    def params(self, out: Tensor, recent: Tensor | None = None) -> Tensor:
+        """(B, ..., H) -> (B, ..., O+Cp, P) distribution parameters (std/scale/df made positive).
+
+        With a highway, ``recent`` (B, ..., p, O+Cp) are the last p values of each fed series.
+        """
+        p = self._to_params(self.head(out))
+        if self.highway is None:
+            return p
+        if recent is None:
+            raise ShapeError("recent: this model has a highway; expected (B, p, Z) recent values")
+        # (B, ..., p, Z) -> (B, ..., Z)
+        return self.shift(p, self._highway(recent)[..., 0])
+
+    def _highway(self, recent: Tensor) -> Tensor:
+        """(B, ..., p, Z) recent values -> (B, ..., Z, W) highway term (W = 1, or K if direct)."""
+        # (B, ..., p, Z) -> (B, ..., Z, p): each series' window, relative to its newest value
+        win = recent.transpose(-1, -2)
+        last = win[..., -1:]
+        return self.highway(win - last) + last
+
+    def recent(self, z: Tensor) -> Tensor:
+        """(B, T, Z) values -> (B, p, Z): the last p, the first one repeated when T < p."""
+        p = self.config.highway
+        if z.shape[1] >= p:
+            return z[:, z.shape[1] - p :]
+        # (B, 1, Z) repeated p - T times ++ (B, T, Z) -> (B, p, Z)
+        return torch.cat([z[:, :1].expand(-1, p - z.shape[1], -1), z], dim=1)
+
+    def windows(self, z: Tensor, first: int) -> Tensor:
+        """(B, T, Z) -> (B, T - first, p, Z): the p values up to and including each t >= first."""
+        p = self.config.highway
+        # (B, p-1, Z) ++ (B, T, Z) -> (B, T+p-1, Z): edge-padded on the left
+        padded = torch.cat([z[:, :1].expand(-1, p - 1, -1), z], dim=1)
+        # unfold -> (B, T, Z, p) -> (B, T, p, Z), then keep t >= first
+        return padded.unfold(1, p, 1).transpose(-1, -2)[:, first:]
+
+    @staticmethod
+    def push(recent: Tensor, z: Tensor) -> Tensor:
+        """(B, p, Z) window and (B, Z) new values -> the window moved on by one step."""
+        # (B, p-1, Z) ++ (B, 1, Z) -> (B, p, Z)
+        return torch.cat([recent[:, 1:], z.unsqueeze(1)], dim=1)
 
     def _to_params(self, raw: Tensor) -> Tensor:
         c = self.config
@@ -238,8 +291,12 @@ class ForecasterNet(nn.Module):
         """Add the window level back to the location parameters of (B, K, Z, P)."""
         if self.config.window_norm == "none":
             return params
-        # (B, 1, Z) -> (B, 1, Z, 1)
-        off = offset.unsqueeze(-1)
+        return self.shift(params, offset)
+
+    def shift(self, params: Tensor, level: Tensor) -> Tensor:
+        """(..., Z, P) parameters with (..., Z) ``level`` added to their location."""
+        # (..., Z) -> (..., Z, 1)
+        off = level.unsqueeze(-1)
         if self.config.loss == "quantile" or self.config.loss == "mse":
             return params + off
         return torch.cat([params[..., :1] + off, params[..., 1:]], dim=-1)
@@ -255,19 +312,24 @@ class ForecasterNet(nn.Module):
             f_next = future_cov[:, 1 : N + K] if c.n_future else None
             # (B, N+K-1, O+Cp+Cf) -> outputs (B, N+K-1, H); the last K predict the future
             enc = self.encoder(self.step_inputs(z, f_next))
-            return self.params(enc.outputs[:, N - 1 :])
+            # (B, K, p, Z): the values each of the K predictions sees, for the highway
+            recent = self.windows(z, N - 1) if self.highway is not None else None
+            return self.params(enc.outputs[:, N - 1 :], recent)
         enc = self.encoder(
             self.step_inputs(history, future_cov[:, 1 : N + 1] if c.n_future else None)
         )
         state, out = enc.state, enc.outputs[:, -1]
+        recent = self.recent(history) if self.highway is not None else None
         params = []
         for k in range(K):
-            p = self.params(out)
+            p = self.params(out, recent)
             params.append(p)
             if k == K - 1:
                 break
             use_pred = torch.rand(history.shape[0], 1) < sampling_ratio
             z_next = torch.where(use_pred, self.point(p).detach(), future[:, k])
+            if recent is not None:
+                recent = self.push(recent, z_next)
             f_next = future_cov[:, N + k + 1] if c.n_future else None
             out, state = self.encoder.step(self.step_inputs(z_next, f_next), state)
         # K x (B, Z, P) -> (B, K, Z, P)
@@ -289,7 +351,11 @@ class ForecasterNet(nn.Module):
             feats.append(future_cov[:, N : N + K].reshape(B, -1))
         raw = self.head(torch.cat(feats, dim=-1))
         # (B, K·Z·P) -> (B, K, Z·P) -> (B, K, Z, P) via the shared positivity transforms
-        return self._to_params(raw.view(B, K, c.n_fed * c.n_params))
+        params = self._to_params(raw.view(B, K, c.n_fed * c.n_params))
+        if self.highway is None:
+            return params
+        # (B, p, Z) -> (B, Z, K) -> (B, K, Z): the linear map of the last p values to K steps
+        return self.shift(params, self._highway(self.recent(history)).transpose(1, 2))
 
     # -- inference ------------------------------------------------------------------------------
     def encode(self, history: Tensor, future_cov: Tensor | None = None) -> tuple[Tensor, State]:
@@ -331,14 +397,17 @@ class ForecasterNet(nn.Module):
             history = history.repeat(samples, 1, 1)
             future_cov = future_cov.repeat(samples, 1, 1) if future_cov is not None else None
         out, state = self.encode(history, future_cov)
+        recent = self.recent(history) if self.highway is not None else None
         params, draws = [], []
         for j in range(k):
-            p = self.params(out)
+            p = self.params(out, recent)
             params.append(p)
             z = self.sample(p, generator) if samples else self.point(p)
             draws.append(z)
             if j == k - 1:
                 break
+            if recent is not None:
+                recent = self.push(recent, z)
             f_next = future_cov[:, N + j + 1] if c.n_future else None
             out, state = self.encoder.step(self.step_inputs(z, f_next), state)
         if samples:
@@ -346,6 +415,44 @@ class ForecasterNet(nn.Module):
             return torch.stack(draws, dim=1).view(samples, B, k, c.n_fed) + offset.unsqueeze(0)
         # K x (B, Z, P) -> (B, K, Z, P)
         return self.unshift(torch.stack(params, dim=1), offset)
+
+
+def fit_highway(net: ForecasterNet, series: list, *, max_windows: int = 200_000, seed: int = 0):
+    """Solve the highway by least squares on scaled training values and zero the LSTM's head.
+
+    ``series``: one (T, O+Cp) array per series (scaled, training rows only). The highway's
+    windows are p values predicting the next one (autoregressive) or the next K (direct), relative
+    to the newest value and shared by every series and column (`LinearBaseline` with
+    ``subtract_last``). With the head's weights at zero the untrained model *is* that linear
+    autoregression; training then fits the LSTM to what it leaves. Returns the baseline.
+    """
+    import numpy as np
+
+    from .baselines import LinearBaseline
+
+    c = net.config
+    if net.highway is None:
+        raise ConfigError("fit_highway: this model has no highway (highway = 0)")
+    p, width = c.highway, net.highway.out_features
+    starts = [(i, s) for i, z in enumerate(series) for s in range(len(z) - p - width + 1)]
+    if not starts:
+        raise ConfigError(
+            f"highway: no training window of {p} + {width} values; lower highway or add data"
+        )
+    rng = np.random.default_rng(seed)
+    if len(starts) > max_windows:
+        starts = [starts[j] for j in np.sort(rng.choice(len(starts), max_windows, replace=False))]
+    # (W, p, Z) windows and (W, width, Z) what follows each
+    x = np.stack([series[i][s : s + p] for i, s in starts])
+    y = np.stack([series[i][s + p : s + p + width] for i, s in starts])
+    base = LinearBaseline(p, width, subtract_last=True).fit(x, y)
+    with torch.no_grad():
+        # LinearBaseline weight (p, W) -> nn.Linear weight (W, p)
+        net.highway.weight.copy_(torch.from_numpy(base.weight.T.astype(np.float32)))
+        net.highway.bias.copy_(torch.from_numpy(base.bias.astype(np.float32)))
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+    return base
 
 
 def forecast_loss(params: Tensor, target: Tensor, config: ForecasterConfig) -> Tensor:
