@@ -14,7 +14,14 @@ Figures, per backend (median of repeated calls, one process, same thread count f
   predict     the whole data set through the public API (SequenceClassifier.predict_proba vs
               OnnxClassifier.predict_proba: scaling, bucketing, padding included) -> ms
 and the largest |onnx - torch| difference of the logits (the export guarantees <= 1e-4).
-Forecasting (encoder + one decoder step) joins when the forecaster export exists.
+
+Forecast section (``--section forecast``; both run by default): `Forecaster`'s defaults (LSTM,
+H=64, 2 layers, lookback 48, window_norm "last", mse head, O=1) with random weights, exported as
+its ``encode`` + ``step`` graphs; data: 48-row windows of ETTh1's standardised OT column (from
+../shared/data, else the bundled AirPassengers). One call forecasts K=24 steps (encode + 23
+steps): torch ``ForecasterNet.forecast`` under inference_mode against
+``OnnxForecaster.forecast_scaled`` (its loop over the two sessions, padding included), batch 1
+(microseconds per call) and batch 256 (ms per call, windows / s), median per call.
 """
 
 from __future__ import annotations
@@ -51,12 +58,34 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data", choices=("jv", "long"), default="jv")
     ap.add_argument("--calls", type=int, default=200, help="batch-1 calls (and 1/10 for batch 256)")
+    ap.add_argument("--section", choices=("all", "classify", "forecast"), default="all")
+    ap.add_argument("--horizon", type=int, default=24, help="forecast steps K per call")
     args = ap.parse_args()
 
     import torch
 
     torch.set_flush_denormal(True)  # before the OpenMP workers start
     torch.set_num_threads(args.threads)
+
+    result: dict = {"bench": "infer", "args": vars(args)}
+    if args.section in ("all", "classify"):
+        result.update(bench_classify(args))
+    if args.section in ("all", "forecast"):
+        result["forecast"] = bench_forecast(args)
+    result["machine"] = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "onnxruntime": __import__("onnxruntime").__version__,
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+        "platform": platform.platform(),
+    }
+    print(json.dumps(result))
+
+
+def bench_classify(args) -> dict:
+    import torch
 
     from seqshape import datasets
     from seqshape.api.classifier import SequenceClassifier
@@ -127,28 +156,92 @@ def main() -> None:
         f"onnx {256 / rows['batch256_ms']['onnx'] * 1e3:.0f} seq/s"
     )
     print(f"max |onnx - torch|: logits {diff:.2g}, probabilities {proba_diff:.2g}")
-    machine = {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "onnxruntime": __import__("onnxruntime").__version__,
-        "threads": args.threads,
-        "cpus": os.cpu_count(),
-        "loadavg": os.getloadavg(),
-        "platform": platform.platform(),
+    return {
+        "model": cfg.to_dict(),
+        "figures": rows,
+        "torch_over_onnx": ratios,
+        "max_abs_diff": {"logits": diff, "proba": proba_diff},
     }
-    print(
-        json.dumps(
-            {
-                "bench": "infer",
-                "args": vars(args),
-                "model": cfg.to_dict(),
-                "figures": rows,
-                "torch_over_onnx": ratios,
-                "max_abs_diff": {"logits": diff, "proba": proba_diff},
-                "machine": machine,
-            }
+
+
+def _forecast_series() -> tuple[str, np.ndarray]:
+    """ETTh1's OT column (../shared/data), else the bundled AirPassengers, standardised."""
+    import pandas as pd
+
+    from seqshape import datasets
+
+    ett = Path(__file__).resolve().parents[2] / "shared" / "data" / "forecasting" / "ETTh1.csv"
+    if ett.is_file():
+        name, y = "ETTh1 OT", pd.read_csv(ett)["OT"].to_numpy()
+    else:
+        name, y = "AirPassengers", pd.read_csv(datasets.path("AirPassengers.csv")).iloc[:, 1]
+        y = y.to_numpy()
+    y = y.astype(np.float64)
+    return name, ((y - y.mean()) / y.std()).astype(np.float32)
+
+
+def bench_forecast(args) -> dict:
+    import torch
+
+    from seqshape.api.forecaster import Forecaster
+    from seqshape.artifacts import save_model_dir
+    from seqshape.infer.export import export_onnx
+    from seqshape.infer.onnx_runtime import OnnxForecaster
+    from seqshape.models.forecaster import ForecasterConfig, ForecasterNet
+
+    torch.manual_seed(0)
+    opts = Forecaster().options
+    cfg = ForecasterConfig(n_targets=1, **opts)
+    net = ForecasterNet(cfg).eval()
+    N, K = cfg.lookback, args.horizon
+    name, y = _forecast_series()
+    # (W, N, 1): windows of N rows, starts spread over the series
+    starts = np.linspace(0, len(y) - N, num=min(512, len(y) - N + 1)).astype(int)
+    windows = np.stack([y[s : s + N, None] for s in starts])
+    scaling = {"z_mean": [[0.0]], "z_std": [[1.0]], "f_mean": [[]], "f_std": [[]], "global_": True}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = save_model_dir(
+            Path(tmp) / "model",
+            kind="forecaster",
+            config=cfg.to_dict(),
+            state_dict=net.state_dict(),
+            preprocessing={"scaling": scaling, "series_names": [name]},
         )
+        onnx_fc = OnnxForecaster(export_onnx(model_dir), threads=args.threads)
+
+    def torch_call(h):
+        with torch.inference_mode():
+            return net.forecast(torch.from_numpy(h), K).numpy()
+
+    def onnx_call(h):
+        return onnx_fc.forecast_scaled(h, K)
+
+    singles = [windows[i % len(windows)][None] for i in range(args.calls)]
+    big = windows[np.arange(256) % len(windows)]
+    bigs = [big] * max(5, args.calls // 10)
+    rows: dict[str, dict[str, float]] = {"batch1_us": {}, "batch256_ms": {}}
+    for backend, call in (("torch", torch_call), ("onnx", onnx_call)):
+        rows["batch1_us"][backend] = 1e6 * timed(call, singles)
+        rows["batch256_ms"][backend] = 1e3 * timed(call, bigs)
+    diff = float(np.abs(torch_call(big) - onnx_call(big)).max())
+    ratios = {k: v["torch"] / v["onnx"] for k, v in rows.items()}
+    print(f"forecast ({name}, N={N}, K={K}: encode + {K - 1} steps, threads {args.threads})")
+    print(f"{'figure':<14} {'torch':>10} {'onnx':>10} {'torch/onnx':>11}")
+    for k, v in rows.items():
+        print(f"{k:<14} {v['torch']:10.1f} {v['onnx']:10.1f} {ratios[k]:11.2f}")
+    print(
+        f"batch 256 throughput: torch {256 / rows['batch256_ms']['torch'] * 1e3:.0f} windows/s, "
+        f"onnx {256 / rows['batch256_ms']['onnx'] * 1e3:.0f} windows/s"
     )
+    print(f"max |onnx - torch|: parameters {diff:.2g}")
+    return {
+        "data": name,
+        "k": K,
+        "model": cfg.to_dict(),
+        "figures": rows,
+        "torch_over_onnx": ratios,
+        "max_abs_diff": {"params": diff},
+    }
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ def main() -> None:
     )
     ap.add_argument("--window-norm", default="last")
     ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--sampling-ratio", type=float, default=0.0)
+    ap.add_argument(
+        "--freeze-highway", action="store_true", help="keep the least-squares highway fixed"
+    )
     ap.add_argument("--out", default="runs/etth1")
     args = ap.parse_args()
 
@@ -74,6 +78,8 @@ def main() -> None:
         highway=args.highway,
         window_norm=args.window_norm,
         dropout=args.dropout,
+        sampling_ratio=args.sampling_ratio,
+        train_highway=not args.freeze_highway,
         seed=args.seed,
         threads=args.threads,
         max_windows_per_epoch=args.max_windows_per_epoch,

@@ -181,13 +181,15 @@ def test_regression_outputs_are_exported_raw(jv_train, tmp_path):
 
 def test_unsupported_kind_is_a_clear_error(tmp_path):
     d = save_model_dir(
-        tmp_path / "fc",
-        kind="forecaster",
+        tmp_path / "tag",
+        kind="tagger",
         config={"input_size": 1},
         state_dict={"w": torch.zeros(2)},
         preprocessing={},
     )
-    with pytest.raises(ConfigError, match=r"supports the kinds classifier; got a 'forecaster'"):
+    with pytest.raises(
+        ConfigError, match=r"supports the kinds classifier, forecaster, seq2seq; got a 'tagger'"
+    ):
         export_onnx(d)
     assert not (d / "model.onnx").exists()
 
@@ -268,14 +270,16 @@ def test_cli_refuses_stale_or_unsupported_exports(fitted_dir, tmp_path, capsys):
     assert (tmp_path / "elsewhere" / "clf.onnx").is_file()
     assert main(["export", str(other)]) == 0
     assert main(args) == 0 and len(out.read_text().splitlines()) == 371
-    fc = save_model_dir(
-        tmp_path / "fc",
-        kind="forecaster",
+    tag = save_model_dir(
+        tmp_path / "tag",
+        kind="tagger",
         config={},
         state_dict={"w": torch.zeros(1)},
         preprocessing={},
     )
-    assert main(["export", str(fc)]) == 2
-    assert "ONNX export supports the kinds classifier" in capsys.readouterr().err
+    assert main(["export", str(tag)]) == 2
+    assert (
+        "ONNX export supports the kinds classifier, forecaster, seq2seq" in capsys.readouterr().err
+    )
     assert main(["export", str(fitted_dir), "--format", "tflite"]) == 2
     assert "--format: expected one of onnx, got 'tflite'" in capsys.readouterr().err

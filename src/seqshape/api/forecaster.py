@@ -160,6 +160,7 @@ class Forecaster:
         cell: str = "lstm",
         window_norm: str = "last",
         highway: int = 0,
+        train_highway: bool = True,
         epochs: int = 20,
         batch_size: int = 64,
         lr: float = 1e-3,
@@ -198,6 +199,7 @@ class Forecaster:
         if not 0.0 <= sampling_ratio <= 1.0:
             raise ConfigError(f"sampling_ratio: expected a value in [0, 1], got {sampling_ratio!r}")
         self.sampling_ratio = sampling_ratio
+        self.train_highway = train_highway
         self.stride = stride
         self.max_windows_per_epoch = max_windows_per_epoch
         self.global_scaling = global_scaling
@@ -288,6 +290,8 @@ class Forecaster:
             fit_highway(
                 self.net, [z[:e] for (z, _), e in zip(scaled, tr)], seed=self.train_config.seed
             )
+            # train_highway=False keeps the least-squares solution; only the LSTM learns
+            self.net.highway.requires_grad_(self.train_highway)
         tc = self.train_config
         if len(val_w) == 0:
             tc = replace(tc, monitor="train_loss")

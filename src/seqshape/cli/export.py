@@ -27,7 +27,11 @@ def export(
     threads: Threads = None,
 ) -> None:
     """Export a trained model for inference without torch (ONNX: dynamic batch and time axes,
-    variable lengths as a `lengths` input; checked against torch within 1e-4 before it is kept)."""
+    variable lengths as a `lengths` input; checked against torch within 1e-4 before it is kept).
+
+    Classifiers give one file; forecasters an `encode` and a `step` graph (any horizon K is driven
+    from outside; direct models one graph), seq2seq models an `encoder` and a `decoder_step` graph:
+    further parts are written beside the first as <stem>.<part>.onnx."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     from .. import runtime
@@ -45,3 +49,33 @@ def export(
             f"{part}: {shapes}; max |onnx - torch| {info['max_abs_diff_vs_torch']:.2g}", err=True
         )
     typer.echo(f"wrote {path}", err=True)
+
+
+RUNNERS = {
+    "classifier": "OnnxClassifier",
+    "forecaster": "OnnxForecaster",
+    "seq2seq": "OnnxSeq2Seq",
+}
+
+
+def onnx_runner(model_dir: Path, kind: str, threads=None):
+    """DIR/model.onnx (and its parts) as the runner for ``kind``, refused when it is missing or
+    was exported from other weights than DIR's."""
+    from ..artifacts import load_model_dir
+    from ..errors import ArtifactError
+    from ..infer import onnx_runtime
+
+    files = load_model_dir(model_dir, kind=kind)
+    path = files.path / "model.onnx"
+    if not path.is_file():
+        raise ArtifactError(
+            f"{path}: missing; write it first with `seqshape export {model_dir} --format onnx`"
+        )
+    runner = getattr(onnx_runtime, RUNNERS[kind])(path, threads=threads)
+    source = runner.metadata.get("source", {}).get("weights_sha256")
+    if source != onnx_runtime.weights_digest(files.path / "model.safetensors"):
+        raise ArtifactError(
+            f"{path}: exported from other weights than {files.path / 'model.safetensors'}; "
+            f"export it again with `seqshape export {model_dir} --format onnx`"
+        )
+    return runner

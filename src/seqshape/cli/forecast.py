@@ -341,12 +341,28 @@ def forecast_cmd(
         ),
     ] = None,
     threads: Threads = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="torch | onnx (runs DIR/model.onnx + parts, written by `seqshape export DIR`).",
+        ),
+    ] = "torch",
 ) -> None:
     """Forecast the next K steps after the end of each series in --history."""
     from ..api.forecaster import Forecaster
     from ..data import series as S
 
+    if backend not in ("torch", "onnx"):
+        raise ConfigError(f"--backend: expected torch or onnx, got {backend!r}")
+    if backend == "onnx" and samples:
+        raise ConfigError("--samples: sample paths need --backend torch")
     fc = Forecaster.load(model_dir, threads=threads)
+    runner = None  # the ONNX Runtime forecaster, with --backend onnx
+    if backend == "onnx":
+        from .export import onnx_runner
+
+        runner = onnx_runner(model_dir, "forecaster", threads)
     spec = dict(fc.meta.get("columns", {}))
     frame = read_frame(history, spec)
     rows = []
@@ -375,7 +391,10 @@ def forecast_cmd(
                 )
                 fcov = fr.target[min(i, len(fr.target) - 1)][:horizon]
         idx = fc.series_names.index(s.name) if s.name in fc.series_names else 0
-        res = fc.forecast(s, horizon, series_index=idx, future_cov=fcov, samples=samples)
+        if runner is not None:
+            res = runner.forecast(s, horizon, series_index=idx, future_cov=fcov)
+        else:
+            res = fc.forecast(s, horizon, series_index=idx, future_cov=fcov, samples=samples)
         names = spec["target"]
         for k in range(horizon):
             row = {"series": s.name, "timestamp": str(pd.Timestamp(ts[k]))}

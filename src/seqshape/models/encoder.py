@@ -218,19 +218,27 @@ class SequenceEncoder(nn.Module):
         """
         if self.config.bidirectional:
             raise ConfigError("step: a bidirectional encoder cannot run one step at a time")
-        check_shape(x_t, "B F", name="x_t", known={"F": self.config.input_size})
+        if x_t.dim() != 2 or x_t.shape[1] != self.config.input_size:
+            # the full check (and its message) only when something is off: this is a hot path
+            check_shape(x_t, "B F", name="x_t", known={"F": self.config.input_size})
         new_h, new_c = [], []
         inp = x_t
+        drop = self.training and self.config.dropout > 0
+        last = self.config.num_layers - 1
+        # (L, B, H) -> L x (B, H), once
+        hs = state[0].unbind(0)
+        cs = state[1].unbind(0) if self.is_lstm else None
         for li, layer in enumerate(self.layers):
-            rnn = layer["fwd"]
-            w = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+            # [w_ih, w_hh, b_ih, b_hh]: the layer's own parameters (nn.LSTM keeps this list in
+            # step with them, also after .to()/load_state_dict), read without Module.__getattr__
+            w = layer["fwd"]._flat_weights
             if self.is_lstm:
-                h, c = torch.lstm_cell(inp, (state[0][li], state[1][li]), *w)
+                h, c = torch.lstm_cell(inp, (hs[li], cs[li]), *w)
                 new_c.append(c)
             else:
-                h = torch.gru_cell(inp, state[0][li], *w)
+                h = torch.gru_cell(inp, hs[li], *w)
             new_h.append(h)
-            inp = self.dropout(h) if li < self.config.num_layers - 1 else h
+            inp = self.dropout(h) if drop and li < last else h
         # L x (B, H) -> (L, B, H)
         h_n = torch.stack(new_h)
         return inp, ((h_n, torch.stack(new_c)) if self.is_lstm else (h_n,))
