@@ -203,3 +203,15 @@ def test_onnx_seq2seq_needs_no_torch(g2p):
         [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120
     )
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
+
+
+def test_translate_cli_onnx_backend_prints_what_torch_prints(g2p, capsys):
+    _, d = g2p
+    outs = {}
+    for backend in ("torch", "onnx"):
+        assert main(["translate", str(d), "s t r e e t", "--backend", backend]) == 0
+        outs[backend] = capsys.readouterr().out
+    assert outs["onnx"] == outs["torch"] and outs["torch"].strip()
+    # beam search is the torch backend's: asked of onnx, a one-line error and exit code 2
+    assert main(["translate", str(d), "s t r e e t", "--backend", "onnx", "--beam", "3"]) == 2
+    assert "greedily" in capsys.readouterr().err

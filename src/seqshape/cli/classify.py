@@ -259,7 +259,7 @@ def _onnx_classifier(model_dir: Path, threads):
             f"{path}: missing; write it first with `seqshape export {model_dir} --format onnx`"
         )
     clf = OnnxClassifier(path, threads=threads)
-    source = clf.metadata.get("source", {}).get("weights_sha256")
+    source = clf.metadata.get("origin", {}).get("weights_sha256")
     if source != weights_digest(files.path / "model.safetensors"):
         raise ArtifactError(
             f"{path}: exported from other weights than {files.path / 'model.safetensors'}; "

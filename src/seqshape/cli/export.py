@@ -72,7 +72,7 @@ def onnx_runner(model_dir: Path, kind: str, threads=None):
             f"{path}: missing; write it first with `seqshape export {model_dir} --format onnx`"
         )
     runner = getattr(onnx_runtime, RUNNERS[kind])(path, threads=threads)
-    source = runner.metadata.get("source", {}).get("weights_sha256")
+    source = runner.metadata.get("origin", {}).get("weights_sha256")
     if source != onnx_runtime.weights_digest(files.path / "model.safetensors"):
         raise ArtifactError(
             f"{path}: exported from other weights than {files.path / 'model.safetensors'}; "

@@ -342,10 +342,22 @@ def translate(
     beam: Beam = None,
     max_len: Annotated[int | None, typer.Option("--max-len", help="Most output tokens.")] = None,
     threads: Threads = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="torch (default) or onnx: greedy decoding through DIR/model.onnx and its "
+            "decoder_step part (write them with `seqshape export DIR`).",
+        ),
+    ] = "torch",
 ) -> None:
     """Decode one text (or each line of stdin) and print the output sequence, one per line."""
     from ..api.seq2seq import Seq2Seq
 
+    if backend not in ("torch", "onnx"):
+        raise ConfigError(f"--backend: expected torch or onnx, got {backend!r}")
+    if backend == "onnx" and beam not in (None, 1):
+        raise ConfigError(f"--beam {beam}: the onnx backend decodes greedily; use --backend torch")
     model = Seq2Seq.load(model_dir, threads=threads)
     if model.source.kind != "tokens" or model.target.kind != "tokens":
         raise ConfigError(f"{model_dir}: translate needs a tokens -> tokens model")
@@ -359,7 +371,13 @@ def translate(
         sources.append(tokens)
     if not sources:
         return
-    for tokens in model.predict(sources, beam_size=beam, max_len=max_len):
+    if backend == "onnx":
+        from .export import onnx_runner
+
+        outputs = onnx_runner(model_dir, "seq2seq", threads).predict(sources, max_len=max_len)
+    else:
+        outputs = model.predict(sources, beam_size=beam, max_len=max_len)
+    for tokens in outputs:
         typer.echo(_detokenize(tokens, model.text_options))
 
 

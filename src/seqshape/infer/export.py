@@ -903,7 +903,8 @@ def export_onnx(
         "kind": files.kind,
         "seqshape_version": __version__,
         "opset": opset,
-        "source": {
+        # provenance: where the graphs came from ("source" is a seq2seq side's description)
+        "origin": {
             "model_dir": str(files.path),
             "weights_sha256": weights_digest(files.path / "model.safetensors"),
         },
