@@ -143,11 +143,26 @@ async def run_stream(
     return {"latencies": lat, "errors": errors, "statuses": statuses, "observed": seq}
 
 
+async def sample_load(clock: dict, out: list) -> None:
+    """The 1-minute load average every 2 s of the measured window (other jobs on the machine)."""
+    for _ in range(10_000):
+        now = time.perf_counter()
+        if now >= clock["end"]:
+            return
+        if now >= clock["start"]:
+            out.append(os.getloadavg()[0])
+        await asyncio.sleep(2.0)
+
+
 async def load(args, host: str, port: int, headers: dict, points: np.ndarray) -> dict:
     t = time.perf_counter()
     clock = {"start": t + args.warmup, "end": t + args.warmup + args.seconds}
     tasks = [run_stream(i, args, host, port, headers, points, clock) for i in range(args.streams)]
-    return {"per_stream": await asyncio.gather(*tasks), "window": args.seconds}
+    loads: list[float] = []
+    sampler = asyncio.ensure_future(sample_load(clock, loads))
+    per_stream = await asyncio.gather(*tasks)
+    await sampler
+    return {"per_stream": per_stream, "window": args.seconds, "loads": loads}
 
 
 def _cpu_seconds(pid: int) -> tuple[float, float]:
@@ -289,6 +304,9 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)),
         "loadavg_before": [round(x, 2) for x in load0],
+        "loadavg_1min_during": [round(min(result["loads"]), 2), round(max(result["loads"]), 2)]
+        if result["loads"]
+        else None,
         "python": platform.python_version(),
     }
     ok = (

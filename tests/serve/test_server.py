@@ -10,14 +10,9 @@ messages naming the field; /metrics in Prometheus text; a valid OpenAPI schema a
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -30,9 +25,7 @@ from seqshape.cli import main as cli_main
 from seqshape.data.series import read_series_csv
 from seqshape.datasets import load_japanese_vowels
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "s3cret-key_for-tests"
-START_SECONDS = 90.0  # bound on waiting for a server to answer /healthz
 
 
 @pytest.fixture(scope="session")
@@ -50,78 +43,18 @@ def trained(tmp_path_factory) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Live:
-    """One `seqshape serve` process on loopback; stopped by the fixture that made it."""
-
-    def __init__(self, args: list[str], log: Path, key: str | None = None) -> None:
-        self.args, self.log_path, self.key = args, log, key
-        self.proc: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        env = {**os.environ, "SEQSHAPE_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        for _attempt in range(3):  # a port taken between choosing and binding: choose again
-            self.port = _free_port()
-            self.url = f"http://127.0.0.1:{self.port}"
-            cmd = [sys.executable, "-m", "seqshape", "serve", *self.args]
-            cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--threads", "1"]
-            with open(self.log_path, "a") as log:
-                self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
-            if self._wait_ready():
-                headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
-                self.http = httpx.Client(base_url=self.url, timeout=30.0, headers=headers)
-                return
-            if "address already in use" not in self.log_path.read_text():
-                break
-        pytest.fail(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
-
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + START_SECONDS
-        for _ in range(int(START_SECONDS / 0.05)):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                return False
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2.0).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                time.sleep(0.05)
-        return False
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        self.http.close()
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self.http.close()
-
-
 @pytest.fixture(scope="module")
-def server(trained, tmp_path_factory):
+def server(trained, tmp_path_factory, live_server):
     """No auth, default limits but a short replay window."""
     tmp = tmp_path_factory.mktemp("server")
     args = [str(trained["jv"]), f"bi={trained['jvbi']}", "--state", str(tmp / "state.sqlite3")]
-    live = Live([*args, "--replay-window", "3"], tmp / "log.txt")
+    live = live_server([*args, "--replay-window", "3"], tmp / "log.txt")
     yield live
     live.stop()
 
 
 @pytest.fixture(scope="module")
-def limited(trained, tmp_path_factory):
+def limited(trained, tmp_path_factory, live_server):
     """Auth on and every limit small."""
     tmp = tmp_path_factory.mktemp("limited")
     (tmp / "key").write_text(KEY + "\n")
@@ -132,16 +65,22 @@ def limited(trained, tmp_path_factory):
         *("--max-features", "16", "--max-points", "3", "--max-streams", "2"),
         *("--max-horizon", "4"),
     ]
-    live = Live(args, tmp / "log.txt", key=KEY)
+    live = live_server(args, tmp / "log.txt", key=KEY)
     yield live
     live.stop()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _proba(body: dict, classes) -> np.ndarray:
     return np.array([[r["probabilities"][str(c)] for c in classes] for r in body])
 
 
-def _raw_post(live: Live, path: str, body: bytes, headers: dict | None = None) -> httpx.Response:
+def _raw_post(live, path: str, body: bytes, headers: dict | None = None) -> httpx.Response:
     h = {"content-type": "application/json", **(headers or {})}
     return live.http.post(path, content=body, headers=h)
 
@@ -172,7 +111,7 @@ def test_predict_round_trip_equals_predict_proba(server, trained):
 
 
 # -- streams --------------------------------------------------------------------------------------
-def _observe(live: Live, sid: str, seq: int, points) -> httpx.Response:
+def _observe(live, sid: str, seq: int, points) -> httpx.Response:
     return live.http.post(f"/v1/streams/{sid}/observe", json={"seq": seq, "points": points})
 
 
@@ -224,20 +163,39 @@ def test_stream_sequence_numbers(server, trained):
     server.http.delete(f"/v1/streams/{sid}")
 
 
+def test_classifier_streams_take_no_options_or_timestamps(server, trained):
+    r = server.http.post("/v1/models/jv/streams", json={"start": "fresh"})
+    assert r.status_code == 400 and "its streams take no options" in r.json()["detail"]
+    r = server.http.post("/v1/models/jv/streams", json={"begin": 1})
+    assert r.status_code == 422 and r.json()["detail"].startswith("begin: Extra inputs")
+    sid = server.http.post("/v1/models/jv/streams", json=None).json()["stream_id"]
+    body = {"seq": 0, "points": trained["test"][0][:1].tolist(), "timestamps": ["2024-01-01"]}
+    r = server.http.post(f"/v1/streams/{sid}/observe", json=body)
+    assert r.status_code == 422
+    assert r.json()["detail"] == "timestamps: model 'jv' takes no timestamps; leave them out"
+    assert server.http.get(f"/v1/streams/{sid}").json()["next_seq"] == 0
+    server.http.delete(f"/v1/streams/{sid}")
+
+
 def test_models_that_cannot_stream_or_forecast(server):
     r = server.http.post("/v1/models/bi/streams")
     assert r.status_code == 400 and "'bi' cannot stream: its encoder is bidirectional" in r.text
     r = server.http.post("/v1/models/jv/forecast", json={"history": [[1.0] * 12], "k": 3})
     assert r.status_code == 400
     assert r.json()["detail"] == "model 'jv' is a classifier; forecast needs a forecaster"
+    r = server.http.post("/v1/models/jv/detect", json={"values": [[1.0] * 12]})
+    assert r.status_code == 400
+    assert r.json()["detail"] == "model 'jv' is a classifier; detect needs an anomaly detector"
 
 
-def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(trained, tmp_path, capsys):
+def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(
+    trained, tmp_path, capsys, live_server
+):
     """SIGKILL with an observe in flight, restart on the same state file, continue exactly."""
     clf, x, y = trained["clf"], trained["test"][5], trained["test"][6]
     state = tmp_path / "state.sqlite3"
     args = [str(trained["jv"]), "--state", str(state)]
-    a = Live(args, tmp_path / "a.txt")
+    a = live_server(args, tmp_path / "a.txt")
     sid = a.http.post("/v1/models/jv/streams").json()["stream_id"]
     sid2 = a.http.post("/v1/models/jv/streams").json()["stream_id"]
     got, answers = [], {}
@@ -248,14 +206,8 @@ def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(trained, tmp_path
     assert _observe(a, sid2, 0, y[:3].tolist()).status_code == 200
     # seq 4 is sent and the server is killed before its answer is read: applied or not, unknown
     body = json.dumps({"seq": 4, "points": x[8:10].tolist()}).encode()
-    head = (
-        f"POST /v1/streams/{sid}/observe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    with socket.create_connection(("127.0.0.1", a.port), timeout=10) as s:
-        s.sendall(head + body)
-        a.kill()
-    b = Live(args, tmp_path / "b.txt")
+    a.send_unanswered(f"/v1/streams/{sid}/observe", body)
+    b = live_server(args, tmp_path / "b.txt")
     try:
         assert b.http.get(f"/v1/streams/{sid}").json()["next_seq"] in (4, 5)
         r = _observe(b, sid, 3, x[6:8].tolist())  # an answer given before the kill, kept
@@ -519,6 +471,7 @@ def test_openapi_schema_and_docs(server):
         ("/v1/models", "get"),
         ("/v1/models/{name}/predict", "post"),
         ("/v1/models/{name}/forecast", "post"),
+        ("/v1/models/{name}/detect", "post"),
         ("/v1/models/{name}/streams", "post"),
         ("/v1/streams/{stream_id}/observe", "post"),
         ("/v1/streams/{stream_id}", "delete"),
@@ -558,10 +511,10 @@ def forecaster(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def fserver(forecaster, tmp_path_factory):
+def fserver(forecaster, tmp_path_factory, live_server):
     tmp = tmp_path_factory.mktemp("fserver")
     args = [str(forecaster["dir"]), "--state", str(tmp / "state.sqlite3")]
-    live = Live(args, tmp / "log.txt")
+    live = live_server(args, tmp / "log.txt")
     yield live
     live.stop()
 
@@ -601,7 +554,7 @@ def test_forecaster_described_and_forecast_round_trip(fserver, forecaster):
     assert r.status_code == 422 and "future_covariates: model 'air' has no known" in r.text
 
 
-def _stream_results(live: Live, sid: str, y: np.ndarray, chunks, seq0: int = 0, i0: int = 0):
+def _stream_results(live, sid: str, y: np.ndarray, chunks, seq0: int = 0, i0: int = 0):
     got, i, seq = [], i0, seq0
     for n in chunks:
         r = _observe(live, sid, seq, y[i : i + n].tolist())
@@ -630,16 +583,16 @@ def test_forecaster_stream_equals_a_batch_pass(fserver, forecaster):
     fserver.http.delete(f"/v1/streams/{sid}")
 
 
-def test_forecaster_stream_continues_after_a_restart(forecaster, tmp_path):
+def test_forecaster_stream_continues_after_a_restart(forecaster, tmp_path, live_server):
     fc, y = forecaster["fc"], forecaster["y"]
     args = [str(forecaster["dir"]), "--state", str(tmp_path / "state.sqlite3")]
-    a = Live(args, tmp_path / "a.txt")
+    a = live_server(args, tmp_path / "a.txt")
     sid = a.http.post("/v1/models/air/streams").json()["stream_id"]
     sid2 = a.http.post("/v1/models/air/streams").json()["stream_id"]
     got, i, seq = _stream_results(a, sid, y, [5, 20, 3])  # past the window
     got2, i2, seq2 = _stream_results(a, sid2, y, [4, 3])  # still buffering
     a.kill()
-    b = Live(args, tmp_path / "b.txt")
+    b = live_server(args, tmp_path / "b.txt")
     try:
         more, i, _ = _stream_results(b, sid, y, [1] * 10 + [len(y) - i - 10], seq, i)
         more2, i2, _ = _stream_results(b, sid2, y, [len(y) - i2], seq2, i2)

@@ -684,8 +684,14 @@ class AnomalyDetector:
         flags[:warm] = False
         return flags
 
-    def update(self, value: Any, timestamp: Any = None) -> tuple[float, bool]:
-        """Advance the stream by one row -> (score, flag): one LSTM cell step, O(1)."""
+    def update(
+        self, value: Any, timestamp: Any = None, *, stream: _Stream | None = None
+    ) -> tuple[float, bool]:
+        """Advance the stream by one row -> (score, flag): one LSTM cell step, O(1).
+
+        ``stream``: a stream from :meth:`new_stream` / :meth:`stream_from_state` to advance
+        instead of the detector's own (a server keeps one per client).
+        """
         self._require_fitted()
         if self.method == "dynamic":
             raise ConfigError(
@@ -714,7 +720,7 @@ class AnomalyDetector:
         else:
             f = np.zeros(0)
         z = self._scale(v[None])[0]
-        s = self._stream
+        s = self._stream if stream is None else stream
         pred = std = None
         if s.last_z is not None:
             net = self._net64
@@ -742,17 +748,29 @@ class AnomalyDetector:
         d.pop("threshold")  # flags are not part of the stream's state
         return d
 
-    def state_dict(self) -> dict[str, Any]:
-        """The stream's state as JSON-safe numbers and lists (weights are saved by :meth:`save`)."""
+    def state_dict(self, stream: _Stream | None = None) -> dict[str, Any]:
+        """The stream's state as JSON-safe numbers and lists (weights are saved by :meth:`save`);
+        ``stream``: one from :meth:`new_stream` instead of the detector's own."""
         return {
             "kind": _STATE_KIND,
             "version": _STATE_VERSION,
             "config": self._stream_config(),
-            **self._stream.state_dict(),
+            **(self._stream if stream is None else stream).state_dict(),
         }
+
+    def new_stream(self, warmup: int = 0) -> _Stream:
+        """A fresh stream owned by the caller (the detector's own is untouched): pass it to
+        ``update(..., stream=)`` and ``state_dict(stream)``; its first ``warmup`` rows score 0."""
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ConfigError(f"warmup: expected an integer >= 0, got {warmup!r}")
+        return _Stream(self.config, warmup)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume a stream saved by :meth:`state_dict` (its config must equal this detector's)."""
+        self._stream = self.stream_from_state(state)
+
+    def stream_from_state(self, state: Mapping[str, Any]) -> _Stream:
+        """A stream rebuilt from :meth:`state_dict`, owned by the caller (see :meth:`new_stream`)."""
         if not isinstance(state, Mapping) or state.get("kind") != _STATE_KIND:
             raise ConfigError(f"state: expected a {_STATE_KIND} state dict")
         if state.get("version") != _STATE_VERSION:
@@ -765,7 +783,7 @@ class AnomalyDetector:
             )
         stream = _Stream(self.config)
         stream.load_state_dict(state)
-        self._stream = stream
+        return stream
 
     # -- model directory ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -4,15 +4,27 @@
     app = create_app(load_models(["models/jv", "big=models/jv-large"]), ServeConfig(max_batch=64))
     # uvicorn.run(app, host="127.0.0.1", port=8000)
 
+Model kinds: classifiers (predict, streams), forecasters (forecast, streams), anomaly detectors
+(detect, streams); docs/serve.md is the user's guide.
+
 app.py: routes, limits, auth, errors; adapters.py: what each model kind serves; store.py: the
 SQLite state file; metrics.py: Prometheus text.
 """
 
-from .adapters import ClassifierAdapter, ModelAdapter, NotSupportedError, load_models
+from .adapters import (
+    ClassifierAdapter,
+    DetectorAdapter,
+    ForecasterAdapter,
+    ModelAdapter,
+    NotSupportedError,
+    load_models,
+)
 from .app import ServeConfig, create_app
 
 __all__ = [
     "ClassifierAdapter",
+    "DetectorAdapter",
+    "ForecasterAdapter",
     "ModelAdapter",
     "NotSupportedError",
     "ServeConfig",

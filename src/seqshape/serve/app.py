@@ -6,9 +6,13 @@
     POST   /v1/models/{name}/predict         {"sequences": [(T_i, F) nested lists]} -> class + probabilities
     POST   /v1/models/{name}/forecast        {"history": (T, F), "k": K, "future_covariates": (K, C),
                                               "timestamps": [T or T+K ISO times] (calendar models)}
-    POST   /v1/models/{name}/streams         -> {"stream_id", "next_seq": 0}
+    POST   /v1/models/{name}/detect          {"values": (T, O), "timestamps": [T], "warmup": n}
+                                              -> a score and an anomaly flag per row (detectors)
+    POST   /v1/models/{name}/streams         [{"start": "saved"|"fresh", "warmup": n} (detectors)]
+                                              -> {"stream_id", "next_seq": 0}
     GET    /v1/streams/{id}                  model, next_seq, points so far
-    POST   /v1/streams/{id}/observe          {"seq": n, "points": (P, F)} -> one result per point
+    POST   /v1/streams/{id}/observe          {"seq": n, "points": (P, F), "timestamps": [P]}
+                                              -> one result per point
     DELETE /v1/streams/{id}
     GET    /metrics                          Prometheus text
 
@@ -22,7 +26,14 @@ one is applied, and the new state plus the answer are committed to SQLite before
 a repeated ``seq`` (a retry after a lost answer or a server restart) is answered from that record,
 byte for byte, without being applied again; a gap is a 409 naming the expected and the received seq.
 Stream work runs on the event loop without awaiting between reading and writing a stream, so
-observes of one stream never interleave.
+observes of one stream never interleave, and without a hop to a worker thread (one point is a few
+tens of microseconds of work; a hop costs more).
+
+The observe route has a fast path in the outer ASGI layer (`_Gate`): a body that is plainly valid
+(a JSON object with an integer seq in range and rows of finite numbers within the limits) goes
+straight to `Server.observe`, the function the FastAPI route calls too; anything else falls
+through to the FastAPI route, whose pydantic validation gives the error. Both paths answer
+byte-identical bodies (tests/serve/test_fuzz.py compares them).
 """
 
 import asyncio
@@ -31,12 +42,13 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -166,6 +178,19 @@ class StreamInfo(BaseModel):
     idle_s: float
 
 
+class DetectResponse(BaseModel):
+    model: str
+    score: list[float] = Field(description="(T,) anomaly scores in [0, 1]")
+    is_anomaly: list[bool] = Field(description="(T,) flags by the detector's threshold")
+    prediction: list[list[float] | None] = Field(
+        description="(T, O) one-step predictions, original units (null: no prediction, row 0)"
+    )
+    error: list[float | None] = Field(description="(T,) prediction errors, scaled units")
+    std: list[list[float] | None] | None = Field(
+        default=None, description="(T, O) predicted std (gaussian head)"
+    )
+
+
 class ObserveResponse(BaseModel):
     stream_id: str
     seq: int
@@ -184,12 +209,15 @@ OBSERVE_PATH = "/v1/streams/{stream_id}/observe"
 ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 409, 413, 422, 429)}
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
+MAX_SEQ = 2**62
+MAX_TIMESTAMP = 64  # characters of one ISO timestamp
 
 
 def _request_schemas(cfg: ServeConfig) -> tuple[type[BaseModel], ...]:
     """Request bodies whose list limits come from the configuration (and show in /docs)."""
     Row = Annotated[list[Number], Field(min_length=1, max_length=cfg.max_features)]
     Steps = Annotated[list[Row], Field(min_length=1, max_length=cfg.max_steps)]
+    Stamp = Annotated[str, Field(min_length=1, max_length=MAX_TIMESTAMP)]
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -208,7 +236,7 @@ def _request_schemas(cfg: ServeConfig) -> tuple[type[BaseModel], ...]:
         )
         timestamps: (
             Annotated[
-                list[Annotated[str, Field(min_length=1, max_length=64)]],
+                list[Stamp],
                 Field(min_length=1, max_length=cfg.max_steps + cfg.max_horizon),
             ]
             | None
@@ -218,16 +246,44 @@ def _request_schemas(cfg: ServeConfig) -> tuple[type[BaseModel], ...]:
             "covariates are calendar features",
         )
 
+    class DetectRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        values: Steps = Field(description="(T, O): the series' rows, oldest first")
+        timestamps: Annotated[list[Stamp], Field(min_length=1, max_length=cfg.max_steps)] | None = (
+            Field(default=None, description="ISO times of the T rows (detectors using time of day)")
+        )
+        warmup: Annotated[int, Strict(), Field(ge=0, le=cfg.max_steps)] = Field(
+            default=0, description="rows at the start scored 0 and never flagged"
+        )
+
+    class OpenStreamRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        start: Literal["saved", "fresh"] | None = Field(
+            default=None,
+            description="detectors: continue the stream saved with the model (default) or start "
+            "a fresh one",
+        )
+        warmup: Annotated[int, Strict(), Field(ge=0, le=2**62)] | None = Field(
+            default=None, description="detectors, start 'fresh': points scored 0 at the start"
+        )
+
     class ObserveRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        seq: Annotated[int, Strict(), Field(ge=0, le=2**62)] = Field(
+        seq: Annotated[int, Strict(), Field(ge=0, le=MAX_SEQ)] = Field(
             description="the client's sequence number: 0 for the first observe, then +1 each"
         )
         points: Annotated[list[Row], Field(min_length=1, max_length=cfg.max_points)] = Field(
             description="(P, F): the new points, oldest first"
         )
+        timestamps: (
+            Annotated[list[Stamp], Field(min_length=1, max_length=cfg.max_points)] | None
+        ) = Field(
+            default=None,
+            description="(P,) ISO times of the points, for models that need them (calendar "
+            "covariates, time of day)",
+        )
 
-    return PredictRequest, ForecastRequest, ObserveRequest
+    return PredictRequest, ForecastRequest, DetectRequest, OpenStreamRequest, ObserveRequest
 
 
 def _field(loc: tuple) -> str:
@@ -246,12 +302,14 @@ def _error(e: dict) -> dict[str, str]:
     return {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
 
 
-def _array(rows: list[list[float]], features: int | None, where: str) -> np.ndarray:
+def _array(rows: list[list[float]] | np.ndarray, features: int | None, where: str) -> np.ndarray:
     """Nested lists (T, F) -> a float64 array; a wrong or ragged row length names the row."""
+    want = features if features is not None else len(rows[0])
+    if isinstance(rows, np.ndarray) and rows.shape[1] == want:
+        return rows
     a = None
     with contextlib.suppress(ValueError):
         a = np.array(rows, dtype=np.float64)
-    want = features if features is not None else len(rows[0])
     if a is None or a.ndim != 2 or a.shape[1] != want:
         what = "the model's input size" if features is not None else f"as in {where}[0]"
         for j, row in enumerate(rows):
@@ -262,8 +320,104 @@ def _array(rows: list[list[float]], features: int | None, where: str) -> np.ndar
     return a
 
 
-def _digest(points: np.ndarray) -> str:
-    return hashlib.sha256(repr(points.shape).encode() + points.tobytes()).hexdigest()[:32]
+def _digest(points: np.ndarray, timestamps: list[str] | None) -> str:
+    """What a repeated seq must carry again to be answered from the record."""
+    h = hashlib.sha256(repr(points.shape).encode() + points.tobytes())
+    if timestamps is not None:
+        h.update(b"\0" + "\n".join(timestamps).encode())
+    return h.hexdigest()[:32]
+
+
+def _json(content: Any) -> bytes:
+    """JSON as FastAPI's JSONResponse writes it (so both observe paths answer the same bytes)."""
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def error_content(exc: Exception, state_path: Path) -> tuple[int, dict, dict[str, str] | None]:
+    """(status, body, headers) of the answer to a request that raised ``exc``.
+
+    HTTPException: its status and detail; SeqshapeError: 422 for data and shape errors, else 400;
+    sqlite3.Error: 503 (nothing was applied: a stream's memory changes only after its commit).
+    """
+    if isinstance(exc, HTTPException):
+        return exc.status_code, {"detail": exc.detail}, exc.headers
+    if isinstance(exc, SeqshapeError):
+        status = 422 if isinstance(exc, ShapeError | DataError) else 400
+        return status, {"detail": str(exc), "error": type(exc).__name__}, None
+    if isinstance(exc, sqlite3.Error):
+        return (
+            503,
+            {"detail": f"stream state file {state_path}: {exc}", "error": "StoreError"},
+            None,
+        )
+    raise TypeError(f"no HTTP answer for {type(exc).__name__}")
+
+
+_OBSERVE_KEYS = frozenset(("seq", "points", "timestamps"))
+
+
+def quick_observe(body: bytes, cfg: ServeConfig) -> tuple[int, np.ndarray, list[str] | None] | None:
+    """An observe body that is plainly valid -> (seq, (P, F) float64 points, timestamps);
+    None for anything else (the FastAPI route then validates it and names what is wrong).
+
+    Accepts nothing that ObserveRequest refuses: a JSON object with an int (not bool) seq in
+    [0, 2^62], 1..max_points rows of 1..max_features finite int/float numbers (rows of one
+    length), and optionally null or 1..max_points strings of 1..64 characters as timestamps.
+    """
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if type(obj) is not dict or not obj.keys() <= _OBSERVE_KEYS:
+        return None
+    seq, rows, stamps = obj.get("seq"), obj.get("points"), obj.get("timestamps")
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        return None
+    if type(rows) is not list or not 1 <= len(rows) <= cfg.max_points:
+        return None
+    width = None
+    for row in rows:
+        if type(row) is not list or not 1 <= len(row) <= cfg.max_features:
+            return None
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            return None
+        for v in row:
+            t = type(v)
+            if (t is not float and t is not int) or (t is float and not math.isfinite(v)):
+                return None
+    if stamps is not None:
+        if type(stamps) is not list or not 1 <= len(stamps) <= cfg.max_points:
+            return None
+        for t in stamps:
+            if type(t) is not str or not 1 <= len(t) <= MAX_TIMESTAMP:
+                return None
+    try:
+        points = np.array(rows, dtype=np.float64)
+    except (OverflowError, ValueError):  # an int beyond float range
+        return None
+    if not np.isfinite(points).all():
+        return None
+    return seq, points, stamps
+
+
+def _observe_id(path: str) -> str | None:
+    """ "/v1/streams/ID/observe" -> ID (None for any other path)."""
+    if path.startswith("/v1/streams/") and path.endswith("/observe"):
+        sid = path[12:-8]
+        if sid and "/" not in sid:
+            return sid
+    return None
+
+
+def _is_json(headers) -> bool:
+    for k, v in headers:
+        if k == b"content-type":
+            return v.split(b";", 1)[0].strip().lower() == b"application/json"
+    return False
 
 
 class _Gate:
@@ -274,6 +428,21 @@ class _Gate:
         self.server = server
         key = server.config.api_key
         self.key = None if key is None else key.encode()
+        self.fast = True  # the observe fast path (off: every observe goes through FastAPI)
+
+    async def _send(self, send, status: int, body: bytes, headers=()) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", b"application/json"),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
     def _route(self, scope) -> str:
         """The route template the request matches (its path if only the method differs)."""
@@ -314,6 +483,7 @@ class _Gate:
             return
         t0 = time.perf_counter()
         status = 0  # no response started yet
+        label = None  # the route template, when known without asking the router
 
         async def send_status(message) -> None:
             nonlocal status
@@ -335,6 +505,14 @@ class _Gate:
                 body = await self._read_body(scope, receive, send_status, limit)
                 if body is None:
                     return
+                if scope["method"] == "POST" and self.fast:
+                    sid = _observe_id(scope["path"])
+                    if sid is not None and _is_json(scope["headers"]):
+                        answer = self.server.fast_observe(sid, body)
+                        if answer is not None:
+                            label = OBSERVE_PATH
+                            await self._send(send_status, *answer)
+                            return
                 sent = False
 
                 async def replay():
@@ -352,8 +530,9 @@ class _Gate:
             raise
         finally:
             # FastAPI's routes leave themselves in the scope; others (docs, rejected) are matched
-            route = scope.get("route")
-            label = route.path if route is not None else self._route(scope)
+            if label is None:
+                route = scope.get("route")
+                label = route.path if route is not None else self._route(scope)
             # no response at all: the client went away first (499, as nginx counts it)
             self.server.metrics.observe_request(
                 scope["method"], label, status or 499, time.perf_counter() - t0
@@ -455,10 +634,142 @@ class Server:
             )
         return m
 
+    def _live(self, rec: StreamRecord, model: ModelAdapter) -> Any:
+        """The stream's working state: turned from its stored JSON on first use (after a start,
+        or after an error made it fall back to the last committed record)."""
+        if rec.live is None:
+            if rec.state is None:
+                got = self.store.state(rec.id)
+                if got is None:
+                    raise HTTPException(404, f"stream {rec.id!r} is no longer in the state file")
+                rec.state = got[0]
+            rec.live = model.load_state(rec.state)
+            rec.state = None
+        return rec.live
+
+    def _dump(self, model: ModelAdapter, state: Any) -> str:
+        try:
+            return json.dumps(model.dump_state(state), allow_nan=False, separators=(",", ":"))
+        except ValueError as e:  # a non-finite number in the state
+            raise DataError(f"points: the model's state is not finite after them ({e})") from None
+
+    def open_stream(self, name: str, options: dict[str, Any]) -> StreamRecord:
+        """Open a stream on model ``name`` (options: the detector's start/warmup)."""
+        cfg = self.config
+        model = self._model(name)
+        model.require("streams")
+        if len(self.streams) >= cfg.max_streams:
+            self.sweep()
+        if len(self.streams) >= cfg.max_streams:
+            raise HTTPException(
+                429,
+                f"open streams: the cap of {cfg.max_streams} (--max-streams) is reached; "
+                f"delete a stream or wait for idle ones to close ({cfg.idle_timeout:g} s)",
+            )
+        live = model.new_stream(options)
+        now = time.time()
+        rec = StreamRecord(
+            id=uuid.uuid4().hex,
+            model=name,
+            model_version=model.version,
+            state=None,
+            next_seq=0,
+            points=0,
+            created=now,
+            last_used=now,
+            live=live,
+        )
+        self.store.create(rec, self._dump(model, live))
+        self.streams[rec.id] = rec
+        self.metrics.add("streams_created")
+        return rec
+
+    def observe(
+        self, stream_id: str, seq: int, rows, timestamps: list[str] | None
+    ) -> tuple[bytes, bool]:
+        """Apply observe ``seq`` of a stream (or answer it again) -> (JSON body, is a replay).
+
+        Raises HTTPException / SeqshapeError / sqlite3.Error (see `error_content`) having changed
+        nothing: the stream's memory is updated only after the commit of its new state succeeded.
+        """
+        cfg = self.config
+        rec = self._stream(stream_id)
+        model = self._stream_model(rec)
+        points = _array(rows, model.features, "points")
+        digest = _digest(points, timestamps)
+        if seq < rec.next_seq:
+            kept = seq >= rec.next_seq - cfg.replay_window
+            reply = self.store.reply(rec.id, seq) if kept else None
+            if reply is None:
+                raise HTTPException(
+                    409,
+                    f"seq: {seq} was applied before and its answer is no longer kept "
+                    f"(the last {cfg.replay_window}); expected seq {rec.next_seq}",
+                )
+            if reply.digest != digest:
+                raise HTTPException(
+                    409,
+                    f"seq: {seq} was already applied with other points; "
+                    f"expected seq {rec.next_seq} for new points",
+                )
+            self.metrics.add("replays")
+            return reply.body.encode(), True
+        if seq > rec.next_seq:
+            raise HTTPException(
+                409,
+                f"seq: expected {rec.next_seq}, got {seq} "
+                f"(a gap: {seq - rec.next_seq} observe(s) missing)",
+            )
+        live = self._live(rec, model)
+        try:
+            state, results = model.observe(live, points, timestamps)
+            total = rec.points + len(points)
+            try:
+                text = json.dumps(
+                    {"stream_id": rec.id, "seq": seq, "points": total, "results": results},
+                    allow_nan=False,
+                    separators=(",", ":"),
+                )
+            except ValueError as e:
+                raise DataError(f"points: the model's answer is not finite ({e})") from None
+            now = time.time()
+            self.store.commit_observe(
+                rec.id,
+                state_text=self._dump(model, state),
+                seq=seq,
+                points=total,
+                last_used=now,
+                digest=digest,
+                body=text,
+                keep_replies=cfg.replay_window,
+            )
+        except BaseException:
+            if model.mutates_state:
+                rec.live = None  # the next observe starts again from the last committed state
+            raise
+        rec.live, rec.next_seq, rec.points, rec.last_used = state, seq + 1, total, now
+        self.metrics.add("points", len(points))
+        return text.encode(), False
+
+    def fast_observe(self, stream_id: str, body: bytes) -> tuple[int, bytes, list] | None:
+        """The observe route without FastAPI, for plainly valid bodies (see `quick_observe`):
+        (status, body, headers), or None to let the FastAPI route answer."""
+        req = quick_observe(body, self.config)
+        if req is None:
+            return None
+        try:
+            text, replay = self.observe(stream_id, *req)
+        except (HTTPException, SeqshapeError, sqlite3.Error) as e:
+            status, content, headers = error_content(e, self.config.state_path)
+            extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+            return status, _json(content), extra
+        return 200, text, [(b"seqshape-replay", b"1")] if replay else []
+
     # -- the app -------------------------------------------------------------------------------
     def _build(self) -> FastAPI:
         cfg = self.config
-        PredictRequest, ForecastRequest, ObserveRequest = _request_schemas(cfg)
+        schemas = _request_schemas(cfg)
+        PredictRequest, ForecastRequest, DetectRequest, OpenStreamRequest, ObserveRequest = schemas
 
         @contextlib.asynccontextmanager
         async def lifespan(app):
@@ -485,10 +796,10 @@ class Server:
             title="seqshape",
             version=__version__,
             description="LSTM sequence models over HTTP. Shapes use the legend B batch, T steps, "
-            "F features, N classes, K horizon, C covariates.",
+            "F features, N classes, K horizon, C covariates, O values.",
             lifespan=lifespan,
             openapi_tags=[
-                {"name": "models", "description": "Loaded models; predict and forecast."},
+                {"name": "models", "description": "Loaded models; predict, forecast, detect."},
                 {"name": "streams", "description": "Stateful streams: one cell step per point."},
                 {"name": "server", "description": "Health and Prometheus metrics."},
             ],
@@ -524,19 +835,10 @@ class Server:
             )
 
         @app.exception_handler(SeqshapeError)
-        async def user_error(request: Request, exc: SeqshapeError):
-            status = 422 if isinstance(exc, ShapeError | DataError) else 400
-            return JSONResponse(
-                {"detail": str(exc), "error": type(exc).__name__}, status_code=status
-            )
-
         @app.exception_handler(sqlite3.Error)
-        async def store_error(request: Request, exc: sqlite3.Error):
-            # nothing was applied: the stream's memory is updated only after its commit succeeds
-            return JSONResponse(
-                {"detail": f"stream state file {cfg.state_path}: {exc}", "error": "StoreError"},
-                status_code=503,
-            )
+        async def user_error(request: Request, exc: Exception):
+            status, content, headers = error_content(exc, cfg.state_path)
+            return JSONResponse(content, status_code=status, headers=headers)
 
         @app.get("/healthz", response_model=Health, tags=["server"])
         async def healthz():
@@ -603,38 +905,35 @@ class Server:
             return {"model": name, **(await run_in_threadpool(work))}
 
         @app.post(
+            "/v1/models/{name}/detect",
+            response_model=DetectResponse,
+            response_model_exclude_none=True,
+            tags=["models"],
+            responses=ERRORS,
+        )
+        async def detect(name: str, body: DetectRequest):
+            """(T, O) values (+ T timestamps) -> a score in [0, 1] and an anomaly flag per row."""
+            model = self._model(name)
+            model.require("detect")
+
+            def work():
+                values = _array(body.values, None, "values")
+                return model.detect(values, body.timestamps, body.warmup)
+
+            return {"model": name, **(await run_in_threadpool(work))}
+
+        @app.post(
             "/v1/models/{name}/streams",
             response_model=StreamCreated,
             status_code=201,
             tags=["streams"],
             responses=ERRORS,
         )
-        async def open_stream(name: str):
-            """Open a stream on a model: its state starts empty; observe with seq 0, 1, 2, ..."""
-            model = self._model(name)
-            model.require("streams")
-            if len(self.streams) >= cfg.max_streams:
-                self.sweep()
-            if len(self.streams) >= cfg.max_streams:
-                raise HTTPException(
-                    429,
-                    f"open streams: the cap of {cfg.max_streams} (--max-streams) is reached; "
-                    f"delete a stream or wait for idle ones to close ({cfg.idle_timeout:g} s)",
-                )
-            now = time.time()
-            rec = StreamRecord(
-                id=uuid.uuid4().hex,
-                model=name,
-                model_version=model.version,
-                state=model.new_stream(),
-                next_seq=0,
-                points=0,
-                created=now,
-                last_used=now,
-            )
-            self.store.create(rec)
-            self.streams[rec.id] = rec
-            self.metrics.add("streams_created")
+        async def open_stream(name: str, body: OpenStreamRequest | None = None):
+            """Open a stream on a model: its state starts empty (detectors: see start); observe
+            with seq 0, 1, 2, ..."""
+            options = {} if body is None else body.model_dump(exclude_none=True)
+            rec = self.open_stream(name, options)
             return {
                 "stream_id": rec.id,
                 "model": name,
@@ -667,56 +966,9 @@ class Server:
         )
         async def observe(stream_id: str, body: ObserveRequest):
             """Advance the stream one cell step per point; a repeated seq gets the recorded answer."""
-            rec = self._stream(stream_id)
-            model = self._stream_model(rec)
-            points = _array(body.points, model.features, "points")
-            digest = _digest(points)
-            if body.seq < rec.next_seq:
-                kept = body.seq >= rec.next_seq - cfg.replay_window
-                reply = self.store.reply(rec.id, body.seq) if kept else None
-                if reply is None:
-                    raise HTTPException(
-                        409,
-                        f"seq: {body.seq} was applied before and its answer is no longer kept "
-                        f"(the last {cfg.replay_window}); expected seq {rec.next_seq}",
-                    )
-                if reply.digest != digest:
-                    raise HTTPException(
-                        409,
-                        f"seq: {body.seq} was already applied with other points; "
-                        f"expected seq {rec.next_seq} for new points",
-                    )
-                self.metrics.add("replays")
-                return Response(
-                    reply.body, media_type="application/json", headers={"seqshape-replay": "1"}
-                )
-            if body.seq > rec.next_seq:
-                raise HTTPException(
-                    409,
-                    f"seq: expected {rec.next_seq}, got {body.seq} "
-                    f"(a gap: {body.seq - rec.next_seq} observe(s) missing)",
-                )
-            state, results = model.observe(rec.state, points)
-            total = rec.points + len(points)
-            text = json.dumps(
-                {"stream_id": rec.id, "seq": body.seq, "points": total, "results": results},
-                allow_nan=False,
-                separators=(",", ":"),
-            )
-            now = time.time()
-            self.store.commit_observe(
-                rec.id,
-                state=state,
-                seq=body.seq,
-                points=total,
-                last_used=now,
-                digest=digest,
-                body=text,
-                keep_replies=cfg.replay_window,
-            )
-            rec.state, rec.next_seq, rec.points, rec.last_used = state, body.seq + 1, total, now
-            self.metrics.add("points", len(points))
-            return Response(text, media_type="application/json")
+            text, replay = self.observe(stream_id, body.seq, body.points, body.timestamps)
+            headers = {"seqshape-replay": "1"} if replay else None
+            return Response(text, media_type="application/json", headers=headers)
 
         @app.delete(
             "/v1/streams/{stream_id}",

@@ -4,9 +4,16 @@ Each `observe` is one transaction: the stream's new state and next sequence numb
 given for that sequence number, are written together and committed *before* the answer is sent.
 A server killed at any moment has therefore either applied an observe and recorded its answer, or
 not applied it at all; the client re-sends its last sequence number after a restart and gets the
-recorded answer (or the observe applied once). The file is opened in WAL mode with
-``synchronous=NORMAL``: a committed observe survives the process being killed; ``sync="full"``
-also survives the machine losing power, at an fsync per observe.
+recorded answer (or the observe applied once).
+
+The file is opened in WAL mode with ``synchronous=NORMAL``: a commit appends to the write-ahead
+log without an fsync, so a committed observe survives the server process being killed (the
+operating system holds the write), but the last observes before a power loss or kernel crash may
+be rolled back — the file stays consistent either way (the log is fsynced before each checkpoint).
+``sync="full"`` fsyncs the log at every commit: a committed observe then survives a power loss too,
+at the price of an fsync per observe. Checkpoints (copying the log into the database file, with
+its fsyncs) run on a background thread with a connection of its own, so the thread answering
+requests never waits for a disk flush; the log is restarted when it grows past a bound.
 
 One server owns a state file at a time (an exclusive lock on ``PATH.lock``).
 """
@@ -25,6 +32,10 @@ from typing import Any
 from ..errors import ConfigError
 
 SCHEMA_VERSION = 1
+CHECKPOINT_EVERY = 0.2  # seconds between the background thread's checkpoints
+# the writer checkpoints itself only when the log holds this many pages (~64 MB): the bound on
+# the log under a load so steady that the background checkpoints never catch up with it
+WAL_BOUND_PAGES = 16_384
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,22 +55,27 @@ CREATE TABLE IF NOT EXISTS replies (
     digest TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (stream_id, seq)
-);
+) WITHOUT ROWID;
 """
 
 
 @dataclass
 class StreamRecord:
-    """One open stream as kept in memory (``state`` is the adapter's JSON-safe dict)."""
+    """One open stream as kept in memory.
+
+    ``state`` is the adapter's JSON-safe dict as stored (kept until the adapter turns it into
+    ``live``, its working form, on the stream's first observe after a restart).
+    """
 
     id: str
     model: str
     model_version: str
-    state: dict[str, Any]
+    state: dict[str, Any] | None
     next_seq: int
     points: int
     created: float
     last_used: float
+    live: Any = None
 
 
 @dataclass
@@ -77,9 +93,18 @@ def default_state_path() -> Path:
 
 
 class StreamStore:
-    """The SQLite file behind the streams; every method is one short transaction."""
+    """The SQLite file behind the streams; every method is one short transaction.
 
-    def __init__(self, path: str | os.PathLike, *, sync: str = "normal") -> None:
+    Stream states arrive and leave as JSON text / dicts (the adapters' `dump_state` form).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        sync: str = "normal",
+        checkpoint_every: float = CHECKPOINT_EVERY,
+    ) -> None:
         if sync not in ("normal", "full"):
             raise ConfigError(f"state sync: expected 'normal' or 'full', got {sync!r}")
         self.path = Path(path)
@@ -94,12 +119,18 @@ class StreamStore:
                 "(give each server its own --state PATH)"
             ) from None
         self._mutex = threading.Lock()
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self.checkpoint_errors = 0
         try:
             self.db = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=5.0
             )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={sync.upper()}")
+            # checkpoints are the background thread's job; this is only the bound on the log
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_BOUND_PAGES}")
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_BOUND_PAGES * 4096}")
             self.db.executescript(_SCHEMA)
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
@@ -117,8 +148,34 @@ class StreamStore:
         except ConfigError:
             self.close()
             raise
+        if checkpoint_every > 0:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop,
+                args=(checkpoint_every, sync),
+                name="seqshape-checkpoint",
+                daemon=True,
+            )
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self, every: float, sync: str) -> None:
+        """Copy the write-ahead log into the database file every ``every`` seconds (PASSIVE: it
+        never blocks the writer; the sqlite3 module releases the GIL while it works)."""
+        db = sqlite3.connect(str(self.path), isolation_level=None, timeout=0.0)
+        try:
+            db.execute(f"PRAGMA synchronous={sync.upper()}")
+            while not self._stop.wait(every):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    self.checkpoint_errors += 1  # the writer's bound still checkpoints
+        finally:
+            db.close()
 
     def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=30)
+            self._checkpointer = None
         db = getattr(self, "db", None)
         if db is not None:
             db.close()
@@ -147,6 +204,14 @@ class StreamStore:
             for r in rows
         ]
 
+    def state(self, stream_id: str) -> tuple[dict[str, Any], int, int] | None:
+        """(state, next_seq, points) as last committed for one stream, or None."""
+        with self._mutex:
+            row = self.db.execute(
+                "SELECT state, next_seq, points FROM streams WHERE id=?", (stream_id,)
+            ).fetchone()
+        return None if row is None else (json.loads(row[0]), row[1], row[2])
+
     def reply(self, stream_id: str, seq: int) -> Reply | None:
         with self._mutex:
             row = self.db.execute(
@@ -155,7 +220,7 @@ class StreamStore:
         return None if row is None else Reply(digest=row[0], body=row[1])
 
     # -- writes --------------------------------------------------------------------------------
-    def create(self, rec: StreamRecord) -> None:
+    def create(self, rec: StreamRecord, state_text: str) -> None:
         with self._mutex:
             self.db.execute(
                 "INSERT INTO streams VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -163,7 +228,7 @@ class StreamStore:
                     rec.id,
                     rec.model,
                     rec.model_version,
-                    json.dumps(rec.state, allow_nan=False),
+                    state_text,
                     rec.next_seq,
                     rec.points,
                     rec.created,
@@ -175,7 +240,7 @@ class StreamStore:
         self,
         stream_id: str,
         *,
-        state: dict[str, Any],
+        state_text: str,
         seq: int,
         points: int,
         last_used: float,
@@ -188,7 +253,6 @@ class StreamStore:
         Answers older than the last ``keep_replies`` are pruned every ``keep_replies`` seqs (so
         at most twice that many are on disk); the server refuses to replay them either way.
         """
-        state_text = json.dumps(state, allow_nan=False, separators=(",", ":"))
         with self._mutex:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
