@@ -571,11 +571,6 @@ class ForecasterAdapter(ModelAdapter):
                 f"model {self.name!r} cannot stream: strategy {cfg.strategy!r} forecasts a whole "
                 "window at once; streams need strategy 'autoregressive'"
             )
-        if cfg.highway:
-            return (
-                f"model {self.name!r} cannot stream: its highway term reads the last "
-                f"{cfg.highway} values, which streams do not carry (train it with highway 0)"
-            )
         if self.auto and self.freq is None:
             return (
                 f"model {self.name!r} cannot stream: its calendar covariates need the series' "
@@ -586,7 +581,7 @@ class ForecasterAdapter(ModelAdapter):
     def new_stream(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
         self.require("streams")
         self._no_options(options)
-        return {"seen": 0, "hc": None, "offset": None, "buffer": []}
+        return {"seen": 0, "hc": None, "offset": None, "buffer": [], "recent": None}
 
     def dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
         buf = state["buffer"]
@@ -596,6 +591,8 @@ class ForecasterAdapter(ModelAdapter):
             "offset": None if state["offset"] is None else pack_tensors((state["offset"],)),
             # n x (W,) -> (1, n, W)
             "buffer": pack_tensors((torch.stack(buf),)) if buf else None,
+            # (1, p, Z): the highway's last p fed values, at the stream's level
+            "recent": None if state["recent"] is None else pack_tensors((state["recent"],)),
         }
 
     def load_state(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -606,6 +603,9 @@ class ForecasterAdapter(ModelAdapter):
             n_buf = 0 if data["buffer"] is None else int(data["buffer"]["shape"][1])
             encoded = data["hc"] is not None
             hc_data, off_data = data["hc"], data["offset"]
+            recent_data = data.get("recent")
+            if encoded and cfg.highway and recent_data is None:
+                raise KeyError("recent")
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise ConfigError(f"{where}: stream state is damaged ({e})") from None
         hc_shape = (2 if cfg.cell == "lstm" else 1, cfg.num_layers, 1, cfg.hidden_size)
@@ -617,6 +617,9 @@ class ForecasterAdapter(ModelAdapter):
             "buffer": list(unpack_tensors(data["buffer"], (1, n_buf, W), where)[0])
             if n_buf
             else [],
+            "recent": unpack_tensors(recent_data, (1, 1, cfg.highway, self.Z), where)[0]
+            if encoded and cfg.highway
+            else None,
         }
 
     def _unscaled(self, p: torch.Tensor) -> list[float]:
@@ -640,6 +643,8 @@ class ForecasterAdapter(ModelAdapter):
         # (P, W) float32 scaled rows: [z (O+Cp), known covariates (Cf)]
         rows = torch.from_numpy(_scaled32(points, self.row_mean, self.row_std, "scaling"))
         hc, off, buf = state["hc"], state["offset"], list(state["buffer"])
+        recent = state["recent"]  # (1, p, Z) with a highway: the last p values fed to the LSTM
+        highway = self.net.highway is not None
         encoded = hc is not None
         net, Z, results = self.net, self.Z, []
         with torch.inference_mode():
@@ -647,6 +652,7 @@ class ForecasterAdapter(ModelAdapter):
                 row = rows[i]
                 res: dict[str, Any] = {"forecast": None, "residual": None, "next": None}
                 pred = nxt = None
+                pred_recent = None  # the highway window of `pred` when it is not `recent`
                 if not encoded:
                     buf.append(row)
                     if len(buf) == self.need + (1 if self.Cf else 0):
@@ -656,6 +662,7 @@ class ForecasterAdapter(ModelAdapter):
                         # (1, N, Z) -> (1, 1, Z): the level kept for the rest of the stream
                         off = net.offset(hist)
                         out, hc = net.encode(hist - off, win[:, :, Z:] if self.Cf else None)
+                        recent = net.recent(hist - off) if highway else None
                         encoded = True
                         buf = [row] if self.Cf else []
                         if self.Cf:
@@ -664,29 +671,43 @@ class ForecasterAdapter(ModelAdapter):
                             nxt = out
                 elif self.Cf:
                     # (Z,) ++ (Cf,) -> (1, Z+Cf): the pending point with this point's covariates
-                    x_t = net.step_inputs((buf[0][:Z] - off[0, 0]).unsqueeze(0), row[Z:][None])
-                    pred, hc = net.encoder.step(x_t, hc)
+                    z_t = (buf[0][:Z] - off[0, 0]).unsqueeze(0)
+                    pred, hc = net.encoder.step(net.step_inputs(z_t, row[Z:][None]), hc)
+                    recent = net.push(recent, z_t) if highway else None
                     buf = [row]
                 else:
                     # (L, 1, H) -> (1, H): the top layer's state predicts this point
                     pred = hc[0][-1]
+                    pred_recent = recent
                     # (Z,) -> (1, Z): one cell step with this point at the stream's level
-                    nxt, hc = net.encoder.step((row[:Z] - off[0, 0]).unsqueeze(0), hc)
+                    z_t = (row[:Z] - off[0, 0]).unsqueeze(0)
+                    nxt, hc = net.encoder.step(z_t, hc)
+                    recent = net.push(recent, z_t) if highway else None
                 if pred is not None:
-                    # (1, H) -> (1, 1, Z, P) at the stream's level
-                    res["forecast"] = self._unscaled(net.unshift(net.params(pred)[:, None], off))
+                    # (1, H) -> (1, 1, Z, P) at the stream's level; the highway (if any) reads
+                    # the values before this point
+                    before = pred_recent if pred_recent is not None else recent
+                    p_pred = net.params(pred, before)
+                    res["forecast"] = self._unscaled(net.unshift(p_pred[:, None], off))
                     res["residual"] = [
                         float(points[i, j]) - res["forecast"][j] for j in range(self.O)
                     ]
                 if nxt is not None:
-                    res["next"] = self._unscaled(net.unshift(net.params(nxt)[:, None], off))
+                    p_next = net.params(nxt, recent)
+                    res["next"] = self._unscaled(net.unshift(p_next[:, None], off))
                 for key in ("forecast", "next", "residual"):
                     if res[key] is not None and not all(math.isfinite(v) for v in res[key]):
                         raise DataError(
                             f"points[{i}]: the model's forecast is not finite — values too large?"
                         )
                 results.append(res)
-        new_state = {"seen": state["seen"] + len(rows), "hc": hc, "offset": off, "buffer": buf}
+        new_state = {
+            "seen": state["seen"] + len(rows),
+            "hc": hc,
+            "offset": off,
+            "buffer": buf,
+            "recent": recent,
+        }
         return new_state, results
 
 
