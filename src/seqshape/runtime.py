@@ -4,6 +4,9 @@ Two facts measured on the 2-core CPU machines (see ../shared/DESIGN.md):
 - zero padding breeds denormal floats that make LSTM steps 2-6x slower; flushing them to zero
   only reaches PyTorch's OpenMP workers if it is switched on *before* those workers start;
 - more compute threads than free cores slow training down 4-200x.
+
+Under torchrun the LOCAL_WORLD_SIZE processes on one machine share its cores: each gets
+free cores // LOCAL_WORLD_SIZE threads (at least 1).
 """
 
 from __future__ import annotations
@@ -23,17 +26,26 @@ def free_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _local_processes() -> int:
+    """Processes sharing this machine's cores: torchrun's LOCAL_WORLD_SIZE, else 1."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
 def configure(threads: int | None = None) -> int:
     """Flush denormals and set the intra-op thread count; return the thread count in force.
 
-    ``threads`` defaults to the env var ``SEQSHAPE_THREADS``, else the free cores. Call it early,
-    before the first tensor operation; the library calls it on import of its entry points.
+    ``threads`` defaults to the env var ``SEQSHAPE_THREADS``, else the free cores; it is capped at
+    the free cores, shared out between the processes torchrun started on this machine. Call it
+    early, before the first tensor operation; the library calls it on import of its entry points.
     """
     global _configured
     if threads is None:
         env = os.environ.get("SEQSHAPE_THREADS")
         threads = int(env) if env else free_cores()
-    threads = max(1, min(int(threads), free_cores()))
+    threads = max(1, min(int(threads), free_cores() // _local_processes()))
     torch.set_flush_denormal(True)
     if _configured != threads:
         torch.set_num_threads(threads)

@@ -92,6 +92,7 @@ def train_classify(
     """
     from ..api.classifier import SequenceClassifier
     from ..data.sequences import read_sequences
+    from ..train import distributed
     from ..train.checkpoint import checkpoint_path
 
     opts = merge_opts(
@@ -122,6 +123,8 @@ def train_classify(
         )
     checkpointing = dict(checkpoint_dir=ckpt, checkpoint_every=checkpoint_every, resume=resume)
     result = train_and_save(clf, train_set, val_set, test_set, out, checkpointing=checkpointing)
+    if not distributed.is_main():  # torchrun: rank 0 writes the model and cleans up
+        return
     shutil.rmtree(ckpt, ignore_errors=True)
     resumed = clf.train_result.resumed_from if clf.train_result else None
     if resumed:
@@ -149,6 +152,7 @@ def train_and_save(
     then lives in the checkpoint directory (a killed run leaves no stray temporary directory).
     """
     from ..plots import confusion_matrix_png, training_curve_png
+    from ..train import distributed
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +169,10 @@ def train_and_save(
         clf.fit(train_set, X_val=val_set, log_path=log, **checkpointing)
         seconds = time.perf_counter() - t0
         result = {"train": clf.metrics, "train_seconds": round(seconds, 2)}
+        if not distributed.is_main():  # torchrun: only rank 0 evaluates and writes
+            return result
+        if distributed.world() > 1:
+            result["world_size"] = distributed.world()
         if test_set is not None:
             result["test"] = clf.evaluate(test_set)
         clf.save(out, extra_metrics={k: v for k, v in result.items() if k != "train"})

@@ -13,6 +13,11 @@ ends with the same weights, bit for bit on CPU, as a run that was never interrup
 thing of the mode: ``train_batches(epoch)`` yields the same batches for the same epoch in every
 process (shuffle from the seed and the epoch number, as BucketBatchSampler does, never from the
 global RNG), so that a run resumed mid-epoch can skip the batches it already did.
+
+Under torchrun (WORLD_SIZE > 1) the same loop trains with DistributedDataParallel: each rank takes
+its share of every epoch's batches, rank 0 validates on the whole validation set and sends the row
+to all ranks, so that every decision (LR decay, early stop, best weights) is the same everywhere,
+and only rank 0 writes the log, the checkpoints and the progress bar (see distributed.py).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from torch import Tensor, nn
 
 from ..batching import Batch
 from ..errors import ArtifactError, ConfigError, TrainingError
+from . import distributed
 from .checkpoint import (
     checkpoint_path,
     load_checkpoint,
@@ -145,6 +151,11 @@ def _check_resumable(saved: dict, now: dict, where: Path) -> None:
                 f"{where}: the checkpoint was trained with {key}={old!r}, this run asks "
                 f"{key}={value!r}; {hint}"
             )
+    if before.get("world_size", 1) != now.get("world_size", 1):
+        raise ConfigError(
+            f"{where}: the checkpoint was written by {before.get('world_size', 1)} processes, "
+            f"this run has {now.get('world_size', 1)}; {hint}"
+        )
     if before.get("n_batches") != now["n_batches"]:
         raise ConfigError(
             f"{where}: the checkpoint has {before.get('n_batches')} batches per epoch, this run "
@@ -201,7 +212,10 @@ def fit(
     gradient raises TrainingError naming the epoch and step, and leaves the last good checkpoint.
     """
     ckpt = _check_checkpoint_options(checkpoint_dir, checkpoint_every, resume)
-    torch.manual_seed(config.seed)
+    multi = distributed.init(model)  # False unless torchrun started 2+ processes
+    main = distributed.is_main()
+    # rank 0 draws what one process draws; the other ranks draw their own dropout masks
+    torch.manual_seed(config.seed + distributed.rank())
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode=config.monitor_mode, factor=0.5, patience=config.lr_patience
@@ -212,6 +226,11 @@ def fit(
     prior_seconds = 0.0
     pending_rng = None
     fingerprint = _fingerprint(model, config, n_batches)
+    if multi:
+        fingerprint["world_size"] = distributed.world()
+    # from here on n_batches counts this rank's batches per epoch (all of them in one process)
+    n_all, n_batches = n_batches, distributed.per_rank(n_batches)
+    net = distributed.wrap(model)  # DDP under torchrun: the loss goes through its forward
     if resume:
         saved = load_checkpoint(ckpt)
         if saved is not None:
@@ -233,6 +252,9 @@ def fit(
                 )
                 prior_seconds = float(kept["seconds"])
                 pending_rng = saved["rng"]
+                if multi:  # each rank's own RNG and partial epoch loss
+                    mine = saved["ranks"][distributed.rank()]
+                    pending_rng, pos.total, pos.count = mine["rng"], mine["total"], mine["count"]
             except (KeyError, TypeError, ValueError, RuntimeError) as e:
                 raise ArtifactError(
                     f"{where}: malformed checkpoint ({type(e).__name__}: {e})"
@@ -272,10 +294,15 @@ def fit(
             "scheduler": sched.state_dict(),
             "rng": rng_states(),
         }
-        save_checkpoint(ckpt, state)
+        if multi:
+            state["ranks"] = distributed.all_ranks(
+                {"rng": rng_states(), "total": pos.total, "count": pos.count}
+            )
+        if main:
+            save_checkpoint(ckpt, state)
         last_saved = f"after epoch {pos.epoch} step {pos.batches_done}"
 
-    log = open(log_path, "w") if log_path is not None else None  # noqa: SIM115
+    log = open(log_path, "w") if log_path is not None and main else None  # noqa: SIM115
     if log is not None:
         for row in result.history:  # a resumed run's log starts with the epochs already done
             log.write(json.dumps(row) + "\n")
@@ -289,7 +316,7 @@ def fit(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=not progress,
+        disable=not (progress and main),
         transient=False,
     )
     first_epoch = pos.epoch + 1 if pos.epoch_done else pos.epoch
@@ -302,7 +329,7 @@ def fit(
             )
             for epoch in epochs:
                 model.train()
-                batches = iter(train_batches(epoch))
+                batches = iter(distributed.shard(train_batches(epoch), n_all))
                 if pos.epoch_done:
                     pos = _Position(
                         epoch=epoch,
@@ -322,11 +349,13 @@ def fit(
                     pending_rng = None
                 for batch in batches:
                     step = pos.batches_done + 1
-                    loss = loss_fn(model, batch)
-                    if not torch.isfinite(loss):
+                    loss = loss_fn(net, batch)
+                    finite = bool(torch.isfinite(loss))
+                    if not distributed.agree(finite):  # every rank stops at the same step
+                        seen = float(loss.detach()) if not finite else "finite here, not elsewhere"
                         raise TrainingError(
-                            f"epoch {epoch} step {step}: the loss is {float(loss.detach())}; training "
-                            f"stopped ({kept_note()}; lower --lr or check the data)"
+                            f"epoch {epoch} step {step}: the loss is {seen}{distributed.where()}; "
+                            f"training stopped ({kept_note()}; lower --lr or check the data)"
                         )
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -358,10 +387,16 @@ def fit(
                     "train_loss": pos.total / max(pos.count, 1),
                     "lr": opt.param_groups[0]["lr"],
                 }
-                if validate is not None:
+                if multi:  # the epoch over all ranks: mean loss, and each rank's share
+                    shares = distributed.all_ranks((pos.total, pos.count))
+                    total, count = sum(t for t, _ in shares), sum(c for _, c in shares)
+                    row["train_loss"] = total / max(count, 1)
+                    row["rank_sequences"] = [c for _, c in shares]
+                if validate is not None and main:
                     model.eval()
                     with torch.no_grad():
                         row.update(validate(model))
+                row = distributed.from_main(row)  # one row, hence one decision, on every rank
                 if config.monitor not in row:
                     raise ConfigError(
                         f"monitor: {config.monitor!r} is not a reported metric; have {sorted(row)}"
@@ -373,7 +408,9 @@ def fit(
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                 info = " ".join(
-                    f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds")
+                    f"{k} {v:.4f}"
+                    for k, v in row.items()
+                    if k not in ("epoch", "lr", "seconds", "rank_sequences")
                 )
                 bar.update(task, info=f"epoch {epoch} {info}")
                 sched.step(current)
@@ -400,5 +437,6 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    distributed.barrier()  # every rank is done before rank 0 goes on to write the model
     result.seconds = elapsed()
     return result
