@@ -138,6 +138,7 @@ def main() -> None:
         )
     ).fit(raw[:1000])
     stream = raw[1000:]
+    runtime.configure(args.threads)  # fit() configures the library's default threads: set ours back
     times = per_point(lambda i: det.update(float(stream[i % len(stream)])), args.points)
     rows.append(
         {
@@ -148,6 +149,7 @@ def main() -> None:
     )
 
     # throughput: S streams in one batch, one cell step per tick
+    runtime.configure(args.threads)
     tput = []
     for S in (1, 64, 1024):
         with torch.inference_mode():
@@ -185,6 +187,7 @@ def main() -> None:
         "target_us": 50,
         "met": step <= 50,
         "threads": args.threads,
+        "torch_threads_at_end": torch.get_num_threads(),
         "torch": torch.__version__,
         "loadavg": os.getloadavg(),
     }
