@@ -145,3 +145,21 @@ def check_set_features(
             "swapped?"
         )
     raise ShapeError(f"{source}: expected {expected} features per step ({what}), got {got}{hint}")
+
+
+def as_float32_2d(a: Any, name: str, *, columns: str = "C"):
+    """(T,) or (T, C) finite numbers -> (T, C) float32 array; ShapeError/DataError naming ``name``
+    (and the first row holding NaN or inf). ``columns`` is the legend letter in the message."""
+    import numpy as np
+
+    arr = np.asarray(a, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ShapeError(f"{name}: expected (T, {columns}) or (T,), got {arr.shape}")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        from .errors import DataError
+
+        raise DataError(f"{name}: row {int(np.argwhere(~finite)[0][0])} holds NaN or inf")
+    return arr

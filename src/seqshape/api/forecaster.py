@@ -22,6 +22,7 @@ from ..artifacts import config_from_dict, load_model_dir, load_weights, save_mod
 from ..batching import Batch
 from ..errors import ConfigError, DataError, ShapeError
 from ..models.forecaster import ForecasterConfig, ForecasterNet, fit_highway, forecast_loss
+from ..shapes import as_float32_2d
 from ..train.loop import TrainConfig, TrainResult, fit
 
 KIND = "forecaster"
@@ -59,15 +60,7 @@ class SeriesData:
 
 
 def _as_2d(a, name: str) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float32)
-    if a.ndim == 1:
-        a = a[:, None]
-    if a.ndim != 2:
-        raise ShapeError(f"{name}: expected (T, O) or (T,), got {a.shape}")
-    if not np.isfinite(a).all():
-        i = int(np.argwhere(~np.isfinite(a))[0][0])
-        raise DataError(f"{name}: row {i} holds NaN or inf")
-    return a
+    return as_float32_2d(a, name, columns="O")
 
 
 @dataclass

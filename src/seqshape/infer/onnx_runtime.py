@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data.scaling import StandardScaler
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
-from ..shapes import check_feature_counts
+from ..shapes import as_float32_2d, check_feature_counts
 
 METADATA_KEY = "seqshape"
 ONNX_FORMAT = "seqshape-onnx"
@@ -223,14 +223,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def _float_2d(a, name: str) -> np.ndarray:
     """(T,) or (T, C) numbers -> (T, C) float32; ShapeError/DataError naming ``name``."""
-    a = np.asarray(a, dtype=np.float32)
-    if a.ndim == 1:
-        a = a[:, None]
-    if a.ndim != 2:
-        raise ShapeError(f"{name}: expected (T, C) or (T,), got {a.shape}")
-    if not np.isfinite(a).all():
-        raise DataError(f"{name}: row {int(np.argwhere(~np.isfinite(a))[0][0])} holds NaN or inf")
-    return a
+    return as_float32_2d(a, name)
 
 
 # -- forecaster -----------------------------------------------------------------------------------
