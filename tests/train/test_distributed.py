@@ -149,3 +149,27 @@ def test_commands_without_multi_process_support_are_refused(tmp_path):
     assert p.returncode == 2
     assert "`seqshape train forecast` does not run in several processes" in p.stderr
     assert "train classify" in p.stderr
+
+
+def test_a_rank_that_never_comes_is_waited_for_a_bounded_time(jv, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **ENV,
+        "WORLD_SIZE": "2",
+        "RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "SEQSHAPE_DIST_TIMEOUT": "3",
+    }
+    out = tmp_path / "model"
+    p = run(
+        [], "train", "classify", "--train", jv / "train.ts", "--out", out, "--epochs", 1, env=env
+    )
+    assert p.returncode == 2, p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert "waited up to 3 s" in last and "Traceback" not in p.stderr, p.stderr
+    assert not out.exists()

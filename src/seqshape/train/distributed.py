@@ -24,6 +24,7 @@ does in one process.
 from __future__ import annotations
 
 import atexit
+import datetime
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -135,6 +136,19 @@ def where() -> str:
     return f" on rank {rank()} of {world()}" if world() > 1 else ""
 
 
+def join_timeout() -> float:
+    """Seconds a rank waits for the others (joining and each collective): SEQSHAPE_DIST_TIMEOUT,
+    default 300. torch's own default is 30 minutes, long to wait for a mistyped MASTER_ADDR."""
+    raw = os.environ.get("SEQSHAPE_DIST_TIMEOUT", "300")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"SEQSHAPE_DIST_TIMEOUT: expected seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"SEQSHAPE_DIST_TIMEOUT: expected seconds > 0, got {raw!r}")
+    return value
+
+
 def init(model: nn.Module | None = None) -> bool:
     """Start the process group if torchrun asked for one (WORLD_SIZE > 1); True if distributed.
 
@@ -158,10 +172,14 @@ def init(model: nn.Module | None = None) -> bool:
         torch.cuda.set_device(here.local_rank)
     try:
         torch.distributed.init_process_group(
-            backend=backend, rank=here.rank, world_size=here.world_size
+            backend=backend,
+            rank=here.rank,
+            world_size=here.world_size,
+            timeout=datetime.timedelta(seconds=join_timeout()),
         )
     except (RuntimeError, ValueError, OSError) as e:  # DistError is a RuntimeError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first += f" (waited up to {join_timeout():.0f} s; SEQSHAPE_DIST_TIMEOUT sets it)"
         raise ConfigError(
             f"torch.distributed ({backend}): rank {here.rank} of {here.world_size} could not "
             f"join the process group at MASTER_ADDR={here.master_addr or 'unset'} "
