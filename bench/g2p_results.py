@@ -73,10 +73,13 @@ def _g2p(args, results: dict) -> None:
             batch_size=args.batch_size,
             lr=args.lr,
             patience=args.patience or args.epochs,
+            lr_schedule=args.lr_schedule,
             threads=args.threads,
             progress=False,
         ).fit(train, log_path=_log(args, f"g2p_{attention}"))
         seconds = time.perf_counter() - t0
+        if args.save is not None:
+            model.save(args.save / attention)
         row = {
             "task": "g2p",
             "attention": attention,
@@ -169,6 +172,8 @@ def main() -> None:
         help="early-stopping patience (lr decays after half of it); 0: --epochs, i.e. never",
     )
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr-schedule", choices=("plateau", "cosine"), default="plateau")
+    ap.add_argument("--save", type=Path, default=None, help="save the G2P model directory here")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--attention", default="general,none")

@@ -398,3 +398,25 @@ def test_without_a_checkpoint_dir_nothing_is_written(jv, reference, tmp_path, mo
     model, _ = train(jv, None)
     assert_same_weights(model, reference[0])
     assert not any(tmp_path.iterdir())
+
+
+def test_cosine_schedule_anneals_per_epoch_and_resumes_exactly(jv, tmp_path):
+    import math
+
+    config = replace(CONFIG, lr_schedule="cosine")
+    ref_model, ref = train(jv, None, config=config)
+    lrs = [row["lr"] for row in ref.history]
+    lr0 = config.lr
+    # the lr logged for epoch e is the one it trained with: lr/100 + (lr - lr/100)(1 + cos(pi e/E))/2
+    want = [
+        lr0 / 100 + (lr0 - lr0 / 100) * (1 + math.cos(math.pi * e / config.epochs)) / 2
+        for e in range(config.epochs)
+    ]
+    assert lrs == pytest.approx(want, rel=1e-6)
+    with pytest.raises(Crash):
+        train(jv, tmp_path, crash_at=(4, 2), config=config)
+    model, result = train(jv, tmp_path, config=config, resume=True)
+    assert_same_weights(model, ref_model)
+    assert [r["lr"] for r in result.history] == lrs
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")

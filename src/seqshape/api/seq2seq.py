@@ -299,6 +299,7 @@ class Seq2Seq:
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         patience: int = 5,
+        lr_schedule: str = "plateau",
         val_fraction: float = 0.05,
         seed: int = 0,
         scale: bool = True,
@@ -322,6 +323,7 @@ class Seq2Seq:
             weight_decay=weight_decay,
             patience=patience,
             lr_patience=max(1, patience // 2),
+            lr_schedule=lr_schedule,
             seed=seed,
         )
         if not 0.0 <= val_fraction < 1.0:

@@ -63,6 +63,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     patience: int = 20  # epochs without improvement before stopping (0: never stop early)
     lr_patience: int = 6  # epochs without improvement before halving the learning rate
+    # "plateau": halve the lr after lr_patience epochs without improvement; "cosine": anneal it
+    # from lr to lr/100 over `epochs` (one step per epoch), whatever the validation does
+    lr_schedule: str = "plateau"
     seed: int = 0
     monitor: str = "val_loss"
     monitor_mode: str = "min"
@@ -78,6 +81,10 @@ class TrainConfig:
             raise ConfigError(f"monitor_mode: expected 'min' or 'max', got {self.monitor_mode!r}")
         if self.patience < 0 or self.lr_patience < 0:
             raise ConfigError("patience, lr_patience: expected >= 0")
+        if self.lr_schedule not in ("plateau", "cosine"):
+            raise ConfigError(
+                f"lr_schedule: expected 'plateau' or 'cosine', got {self.lr_schedule!r}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -217,9 +224,14 @@ def fit(
     # rank 0 draws what one process draws; the other ranks draw their own dropout masks
     torch.manual_seed(config.seed + distributed.rank())
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode=config.monitor_mode, factor=0.5, patience=config.lr_patience
-    )
+    if config.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=config.epochs, eta_min=config.lr / 100
+        )
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode=config.monitor_mode, factor=0.5, patience=config.lr_patience
+        )
     result = TrainResult()
     best_state = None
     pos = _Position()
@@ -413,7 +425,10 @@ def fit(
                     if k not in ("epoch", "lr", "seconds", "rank_sequences")
                 )
                 bar.update(task, info=f"epoch {epoch} {info}")
-                sched.step(current)
+                if config.lr_schedule == "cosine":
+                    sched.step()
+                else:
+                    sched.step(current)
                 pos.epoch_done = True
                 if _better(current, result.best_metric, config.monitor_mode):
                     result.best_metric = current
