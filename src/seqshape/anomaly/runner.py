@@ -7,7 +7,7 @@ scored 0. Scores are in [0, 1]; the results go to
 ``<out>/<detector>/<category>/<detector>_<file>.csv`` (``timestamp,anomaly_score``), NAB's layout,
 which :func:`~seqshape.anomaly.nab.score_detector` reads.
 
-Series are independent: ``jobs`` worker processes (never more than the free cores, one compute
+Series are independent: ``jobs`` worker processes (never more than the usable cores, one compute
 thread each) share them out.
 """
 
@@ -110,9 +110,9 @@ def run_nab(
     ``on_series(name, seconds)`` is called as each series finishes (e.g. to log progress).
     """
     config = config or DetectorConfig()
-    free = runtime.free_cores()
+    free = runtime.usable_cores()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= free:
-        raise ConfigError(f"jobs: expected 1..{free} (the free cores), got {jobs!r}")
+        raise ConfigError(f"jobs: expected 1..{free} (the usable cores), got {jobs!r}")
     if not detector or "/" in detector or "_" in detector:
         raise ConfigError(f"detector: expected a name without '/' or '_', got {detector!r}")
     corpus = select_series(load_corpus(nab_dir), series)

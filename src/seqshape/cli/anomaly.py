@@ -273,7 +273,7 @@ def nab_run(
         str, typer.Option("--detector", help="Detector name used in the file names.")
     ] = "lstm",
     jobs: Annotated[
-        int, typer.Option("--jobs", help="Worker processes, at most the free cores.")
+        int, typer.Option("--jobs", help="Worker processes, at most the usable cores.")
     ] = 1,
     series: Annotated[
         list[str] | None,

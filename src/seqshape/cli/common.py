@@ -33,7 +33,11 @@ ConfigFile = Annotated[
     ),
 ]
 Threads = Annotated[
-    int | None, typer.Option("--threads", help="Compute threads (default: the free cores).")
+    int | None,
+    typer.Option(
+        "--threads",
+        help="Compute threads (default: the cores other work leaves idle, from the 1-minute load average).",
+    ),
 ]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 Resume = Annotated[
