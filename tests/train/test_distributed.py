@@ -145,10 +145,10 @@ def test_an_unreachable_process_group_is_a_config_error(jv, tmp_path):
 
 def test_commands_without_multi_process_support_are_refused(tmp_path):
     env = {**ENV, "WORLD_SIZE": "2", "RANK": "1"}
-    p = run([], "train", "forecast", "--help", env=env)
+    p = run([], "train", "seq2seq", "--help", env=env)
     assert p.returncode == 2
-    assert "`seqshape train forecast` does not run in several processes" in p.stderr
-    assert "train classify" in p.stderr
+    assert "`seqshape train seq2seq` does not run in several processes" in p.stderr
+    assert "train classify, train forecast" in p.stderr
 
 
 def test_a_rank_that_never_comes_is_waited_for_a_bounded_time(jv, tmp_path):
@@ -173,3 +173,23 @@ def test_a_rank_that_never_comes_is_waited_for_a_bounded_time(jv, tmp_path):
     last = p.stderr.strip().splitlines()[-1]
     assert "waited up to 3 s" in last and "Traceback" not in p.stderr, p.stderr
     assert not out.exists()
+
+
+def test_forecast_trains_in_two_processes_and_rank_zero_writes(shared_data, tmp_path):
+    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()[:1201]
+    data = tmp_path / "ett.csv"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "runs" / "fc"
+    args = [
+        "train", "forecast", "--data", data, "--target", "OT", "--lookback", 24, "--horizon", 6,
+        "--out", out, "--epochs", 2, "--hidden", 8, "--layers", 1, "--no-progress",
+    ]  # fmt: skip
+    p = ok(run(TORCHRUN, *args))
+    assert p.stderr.count("model written to") == 1
+    assert sorted(x.name for x in out.parent.iterdir()) == ["fc"]
+    rows = log(out)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    # every epoch's batches were split between the two ranks
+    assert all(len(r["rank_sequences"]) == 2 and min(r["rank_sequences"]) > 0 for r in rows)
+    test = metrics(out)["test"]
+    assert test["mse"] > 0 and "seasonal_naive" in test["baselines"]

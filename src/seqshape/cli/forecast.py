@@ -201,6 +201,7 @@ def train_forecast(
 ) -> None:
     """Train a forecaster: N past steps -> K future steps; evaluates a backtest on the test split."""
     from ..api.forecaster import Forecaster, backtest
+    from ..train import distributed
     from .common import merge_config
 
     opts = merge_config(
@@ -261,6 +262,8 @@ def train_forecast(
     ) as tmp:
         log = Path(tmp) / "train_log.jsonl"
         fc.fit(series, train_end=tr, val_end=va, log_path=log)
+        if not distributed.is_main():  # torchrun: rank 0 alone backtests and writes the model
+            return
         result = backtest(fc, series, tr, va, te, [fc.config.horizon])
         fc.save(out, extra_metrics={"test": result})
         os.replace(log, Path(out) / "train_log.jsonl")
