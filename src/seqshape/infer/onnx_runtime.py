@@ -153,24 +153,37 @@ def open_parts(
     return sessions, meta
 
 
-class OnnxClassifier:
+class _OnnxModel:
+    """What every runner does first: check the batch size, open the parts, keep the metadata."""
+
+    kind = ""
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        self.path = Path(path)
+        self.batch_size = int(batch_size)
+        self.sessions, meta = open_parts(self.path, kind=self.kind, threads=threads)
+        self.metadata: dict = meta
+        self.config: dict = meta["config"]
+
+
+class OnnxClassifier(_OnnxModel):
     """A classifier exported by ``seqshape export DIR --format onnx``, run with onnxruntime."""
+
+    kind = "classifier"
 
     def __init__(
         self, path: str | os.PathLike, *, threads: int | None = None, batch_size: int = 256
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        self.path = Path(path)
-        sessions, meta = open_parts(self.path, kind="classifier", threads=threads)
-        self.session = sessions["classifier"]
-        self.metadata: dict = meta
+        super().__init__(path, threads=threads, batch_size=batch_size)
+        meta = self.metadata
+        self.session = self.sessions["classifier"]
         self.task: str = meta.get("task", "classification")
         self.classes_: list = list(meta.get("classes") or [])
         self.n_features: int = int(meta["config"]["input_size"])
         self.n_outputs: int = int(meta["config"]["num_outputs"])
         self.scaler = StandardScaler.from_dict(meta["scaler"]) if meta.get("scaler") else None
-        self.batch_size = int(batch_size)
 
     def _checked(self, X, name: str = "X") -> list[np.ndarray]:
         if hasattr(X, "X") and hasattr(X, "n_features"):  # a SequenceSet
@@ -227,7 +240,7 @@ def _float_2d(a, name: str) -> np.ndarray:
 
 
 # -- forecaster -----------------------------------------------------------------------------------
-class OnnxForecaster:
+class OnnxForecaster(_OnnxModel):
     """A forecaster exported by ``seqshape export DIR --format onnx``, run with onnxruntime.
 
         fc = OnnxForecaster("runs/air/model/model.onnx")     # model.step.onnx read beside it
@@ -240,16 +253,14 @@ class OnnxForecaster:
     batch (the graphs take their lengths); the answers do not depend on the batching.
     """
 
+    kind = "forecaster"
+
     def __init__(
         self, path: str | os.PathLike, *, threads: int | None = None, batch_size: int = 256
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        self.path = Path(path)
-        self.sessions, meta = open_parts(self.path, kind="forecaster", threads=threads)
-        self.metadata: dict = meta
-        c = meta["config"]
-        self.config: dict = c
+        super().__init__(path, threads=threads, batch_size=batch_size)
+        meta = self.metadata
+        c = self.config
         self.strategy: str = c["strategy"]
         self.loss: str = c["loss"]
         self.quantiles: tuple[float, ...] = tuple(float(q) for q in c.get("quantiles", ()))
@@ -282,7 +293,6 @@ class OnnxForecaster:
                 n for n in names("step", "inputs") if n not in ("z", "f_next", "offset")
             ]
             self._carried_next = [f"{n}_next" for n in self._carried]
-        self.batch_size = int(batch_size)
 
     # -- scaled units, like ForecasterNet.forecast ------------------------------------------------
     def forecast_scaled(self, history, k: int, future_cov=None) -> np.ndarray:
@@ -468,7 +478,7 @@ class OnnxForecaster:
 
 
 # -- seq2seq --------------------------------------------------------------------------------------
-class OnnxSeq2Seq:
+class OnnxSeq2Seq(_OnnxModel):
     """A seq2seq model exported by ``seqshape export DIR --format onnx``, run with onnxruntime.
 
         s2s = OnnxSeq2Seq("runs/g2p/model.onnx")     # model.decoder_step.onnx read beside it
@@ -479,15 +489,13 @@ class OnnxSeq2Seq:
     ``Seq2Seq.predict(beam_size=1)``). Beam search stays with the torch backend.
     """
 
+    kind = "seq2seq"
+
     def __init__(
         self, path: str | os.PathLike, *, threads: int | None = None, batch_size: int = 128
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        self.path = Path(path)
-        self.sessions, meta = open_parts(self.path, kind="seq2seq", threads=threads)
-        self.metadata: dict = meta
-        self.config: dict = meta["config"]
+        super().__init__(path, threads=threads, batch_size=batch_size)
+        meta = self.metadata
         src, tgt = meta.get("source"), meta.get("target")
         if not isinstance(src, dict) or not isinstance(tgt, dict):
             raise ArtifactError(f"{self.path}: metadata lacks the source/target descriptions")
@@ -510,7 +518,6 @@ class OnnxSeq2Seq:
         self._enc_out = [s["name"] for s in meta["parts"]["encoder"]["outputs"]]
         self._step_in = [s["name"] for s in meta["parts"]["decoder_step"]["inputs"]]
         self._step_out = [s["name"] for s in meta["parts"]["decoder_step"]["outputs"]]
-        self.batch_size = int(batch_size)
 
     @staticmethod
     def _itos(side: dict) -> list[str]:
