@@ -47,6 +47,12 @@ def main() -> None:
     ap.add_argument(
         "--freeze-highway", action="store_true", help="keep the least-squares highway fixed"
     )
+    ap.add_argument(
+        "--no-keep-start",
+        action="store_true",
+        help="with --highway: return the best epoch even if the least-squares start validates better",
+    )
+    ap.add_argument("--lr-schedule", default="plateau", choices=["plateau", "cosine"])
     ap.add_argument("--out", default="runs/etth1")
     args = ap.parse_args()
 
@@ -80,6 +86,8 @@ def main() -> None:
         dropout=args.dropout,
         sampling_ratio=args.sampling_ratio,
         train_highway=not args.freeze_highway,
+        keep_start=not args.no_keep_start,
+        lr_schedule=args.lr_schedule,
         seed=args.seed,
         threads=args.threads,
         max_windows_per_epoch=args.max_windows_per_epoch,
@@ -128,6 +136,13 @@ def main() -> None:
             print(
                 f"|   highway alone (the linear part, untrained LSTM head) | {h['mse']:.4f} | {h['mae']:.4f} |"
             )
+    m = fc.metrics
+    if "start_val_mse" in m:
+        kept = "the start (no epoch beat it)" if m["best_epoch"] == 0 else f"epoch {m['best_epoch']}"
+        print(
+            f"validation MSE: start (highway alone) {m['start_val_mse']:.5f}, kept {kept} "
+            f"{m['best_val_mse']:.5f}, over {m['epochs_run']} epochs"
+        )
     print(
         f"training {train_s:.0f} s, total {total_s:.0f} s, {args.threads} threads, loadavg {os.getloadavg()}"
     )

@@ -222,3 +222,53 @@ def test_highway_model_trains_saves_and_loads(air, tmp_path):
     # the model started from the least-squares highway and stayed close to the data's level
     truth = air.target[100:130, 0]
     assert np.abs(a["point"][:, 0] - truth).mean() < 0.5 * truth.mean()
+
+
+def _hybrid(air, **kw):
+    return Forecaster(
+        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=3, seed=0, highway=12, **kw
+    ).fit(air, train_end=108, val_end=126)
+
+
+def test_a_highway_model_keeps_its_least_squares_start_unless_training_beats_it(air):
+    # lr 0.05 wrecks the LSTM's residual: every epoch validates worse than the start
+    kept = _hybrid(air, lr=5e-2)
+    assert kept.metrics["best_epoch"] == 0
+    assert kept.metrics["best_val_mse"] == kept.metrics["start_val_mse"]
+    assert not kept.net.head.weight.detach().any()  # the head is still at zero: the start
+    loose = _hybrid(air, lr=5e-2, keep_start=False)
+    assert loose.metrics["best_epoch"] >= 1 and "start_val_mse" not in loose.metrics
+    assert loose.metrics["best_val_mse"] > kept.metrics["start_val_mse"]
+    hist = SeriesData(target=air.target[:110], future_cov=air.future_cov[:110])
+    cov = air.future_cov[110:124]
+    a = kept.forecast(hist, 14, future_cov=cov)["point"]
+    b = loose.forecast(hist, 14, future_cov=cov)["point"]
+    assert not np.allclose(a, b)
+
+
+def test_a_highway_model_whose_lstm_helps_keeps_the_trained_epoch(air):
+    fc = _hybrid(air, lr=1e-2)
+    assert fc.metrics["best_epoch"] >= 1
+    assert fc.metrics["best_val_mse"] < fc.metrics["start_val_mse"]
+    assert fc.net.head.weight.detach().any()
+
+
+def test_cli_highway_flags_reach_the_model_and_bad_schedule_is_refused(shared_data, tmp_path):
+    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()[:1501]
+    data = tmp_path / "ett.csv"
+    data.write_text("\n".join(lines) + "\n")
+    common = ["--data", data, "--target", "OT", "--lookback", "48", "--horizon", "12"]
+    common += ["--epochs", "2", "--hidden", "8", "--layers", "2", "--no-progress"]
+    out = tmp_path / "m"
+    flags = ["--highway", "24", "--freeze-highway", "--dropout", "0.2", "--lr-schedule", "cosine"]
+    run("train", "forecast", *common, *flags, "--out", out)
+    metrics = json.loads((out / "metrics.json").read_text())["train"]
+    assert metrics["best_val_mse"] <= metrics["start_val_mse"]  # the start was a candidate
+    log = [json.loads(r) for r in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[1]["lr"] < log[0]["lr"]  # cosine annealing, whatever the validation did
+    loaded = Forecaster.load(out)
+    assert loaded.config.highway == 24 and loaded.config.dropout == 0.2
+    bad = ["--lr-schedule", "step", "--out", tmp_path / "x"]
+    p = run("train", "forecast", *common, *bad, check=False)
+    assert p.returncode == 2 and "lr_schedule" in p.stderr and "'step'" in p.stderr
+    assert not (tmp_path / "x").exists()

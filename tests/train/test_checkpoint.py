@@ -420,3 +420,76 @@ def test_cosine_schedule_anneals_per_epoch_and_resumes_exactly(jv, tmp_path):
     assert [r["lr"] for r in result.history] == lrs
     with pytest.raises(ConfigError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
+
+
+# -- validate_start: the starting weights as epoch 0 --------------------------------------------
+
+
+def _regression_run(validate_start: bool):
+    """A linear model started at the least-squares solution of the *validation* rows: no epoch
+    of training on the (differently drawn) training rows can lower the validation MSE."""
+    from seqshape.batching import Batch
+
+    g = torch.Generator().manual_seed(0)
+    w_true = torch.randn(6, 1, generator=g)
+    x_tr, x_va = torch.randn(256, 6, generator=g), torch.randn(128, 6, generator=g)
+    y_tr = x_tr @ w_true + 0.5 * torch.randn(256, 1, generator=g)
+    y_va = x_va @ w_true + 0.5 * torch.randn(128, 1, generator=g)
+    model = torch.nn.Linear(6, 1)
+    ones = torch.ones(128, 1)
+    sol = torch.linalg.lstsq(torch.cat([x_va, ones], 1), y_va).solution  # (7, 1)
+    with torch.no_grad():
+        model.weight.copy_(sol[:6].T)
+        model.bias.copy_(sol[6])
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def batches(epoch):
+        for b in range(8):
+            sl = slice(32 * b, 32 * (b + 1))
+            yield Batch(x=x_tr[sl], lengths=torch.full((32,), 1), mask=None, y=y_tr[sl])
+
+    def validate(net):
+        return {"val_loss": float(((net(x_va) - y_va) ** 2).mean())}
+
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=0, validate_start=validate_start)
+    result = fit(
+        model,
+        train_batches=batches,
+        n_batches=8,
+        loss_fn=lambda net, b: ((net(b.x) - b.y) ** 2).mean(),
+        validate=validate,
+        config=cfg,
+        progress=False,
+    )
+    with torch.no_grad():
+        return model, start, result, validate(model)
+
+
+def test_validate_start_keeps_a_start_no_epoch_beats():
+    model, start, result, val = _regression_run(validate_start=True)
+    assert result.best_epoch == 0 and len(result.history) == 3
+    assert all(row["val_loss"] > result.start["val_loss"] for row in result.history)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, start[k]), k
+    assert val["val_loss"] == result.start["val_loss"] == result.best_metric
+    s = result.summary("val_loss")
+    assert s["best_epoch"] == 0 and s["val_loss"] == s["start_val_loss"] == val["val_loss"]
+
+
+def test_without_validate_start_the_best_epoch_is_returned_even_if_worse_than_the_start():
+    model, start, result, val = _regression_run(validate_start=False)
+    assert result.start is None and result.best_epoch >= 1
+    assert not torch.equal(model.weight, start["weight"])
+    assert val["val_loss"] > _regression_run(validate_start=True)[3]["val_loss"]
+
+
+def test_validate_start_from_random_weights_is_beaten_and_survives_a_resume(jv, tmp_path):
+    cfg = replace(CONFIG, validate_start=True)
+    ref_model, ref = train(jv, None, config=cfg)
+    assert ref.start is not None and ref.best_epoch >= 1
+    assert ref.best_metric < ref.start["val_loss"]
+    with pytest.raises(Crash):
+        train(jv, tmp_path, config=cfg, crash_at=(3, 2), checkpoint_every=1)
+    model, result = train(jv, tmp_path, config=cfg, resume=True)
+    assert result.start == ref.start and result.best_epoch == ref.best_epoch
+    assert_same_weights(model, ref_model)

@@ -154,11 +154,14 @@ class Forecaster:
         window_norm: str = "last",
         highway: int = 0,
         train_highway: bool = True,
+        keep_start: bool = True,
         epochs: int = 20,
         batch_size: int = 64,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         patience: int = 5,
+        lr_schedule: str = "plateau",
+        lr_patience: int | None = None,
         seed: int = 0,
         sampling_ratio: float = 0.0,
         stride: int = 1,
@@ -186,8 +189,12 @@ class Forecaster:
             lr=lr,
             weight_decay=weight_decay,
             patience=patience,
-            lr_patience=max(1, patience // 2),
+            lr_patience=max(1, patience // 2) if lr_patience is None else lr_patience,
+            lr_schedule=lr_schedule,
             seed=seed,
+            # a highway model starts as the least-squares linear autoregression: a fitted
+            # model, which training must beat on validation to replace (keep_start)
+            validate_start=bool(highway) and keep_start,
         )
         if not 0.0 <= sampling_ratio <= 1.0:
             raise ConfigError(f"sampling_ratio: expected a value in [0, 1], got {sampling_ratio!r}")

@@ -43,6 +43,11 @@ FORECAST_KEYS = set(SHARED_KEYS) | {
     "patience",
     "window_norm",
     "highway",
+    "train_highway",
+    "keep_start",
+    "lr_schedule",
+    "lr_patience",
+    "weight_decay",
     "sampling_ratio",
     "max_windows_per_epoch",
     "stride",
@@ -171,6 +176,33 @@ def train_forecast(
             "(LSTNet's highway), solved by least squares before training. Default 0 (off).",
         ),
     ] = None,
+    freeze_highway: Annotated[
+        bool | None,
+        typer.Option(
+            "--freeze-highway/--train-highway",
+            help="Keep the highway at its least-squares solution (only the LSTM learns), or let "
+            "training move it too (the default).",
+        ),
+    ] = None,
+    keep_start: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-start/--no-keep-start",
+            help="With --highway: validate the least-squares start before training and keep it "
+            "unless an epoch beats it (default: keep).",
+        ),
+    ] = None,
+    dropout: Annotated[
+        float | None, typer.Option("--dropout", help="Dropout between LSTM layers (default 0).")
+    ] = None,
+    lr_schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--lr-schedule",
+            help="plateau (default: halve the lr when validation stalls) | cosine (anneal to "
+            "lr/100 over the epochs).",
+        ),
+    ] = None,
     split: Annotated[
         str | None,
         typer.Option("--split", help="Time-based train,val,test fractions (default 0.7,0.1,0.2)."),
@@ -219,6 +251,10 @@ def train_forecast(
             loss=loss,
             quantiles=tuple(float(q) for q in _cols(quantiles)) if quantiles else None,
             highway=highway,
+            train_highway=None if freeze_highway is None else not freeze_highway,
+            keep_start=keep_start,
+            dropout=dropout,
+            lr_schedule=lr_schedule,
         ),
         FORECAST_KEYS,
     )

@@ -69,6 +69,10 @@ class TrainConfig:
     seed: int = 0
     monitor: str = "val_loss"
     monitor_mode: str = "min"
+    # validate the starting weights before epoch 1 and keep them as a candidate: an epoch must
+    # beat them to be kept. For models that start from a fitted solution (a forecaster's
+    # least-squares highway), so training never returns something worse on validation.
+    validate_start: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -99,6 +103,8 @@ class TrainResult:
     stopped_early: bool = False
     # where a resumed run picked up: {"epoch": E, "step": S} (S batches of epoch E were done)
     resumed_from: dict | None = None
+    # validate_start: the validation metrics of the starting weights (best_epoch 0 if kept)
+    start: dict | None = None
 
     def summary(self, monitor: str, **extra) -> dict:
         """What an estimator records in metrics.json: best epoch and metric, epochs, time, the
@@ -110,8 +116,12 @@ class TrainResult:
             "train_seconds": round(self.seconds, 3),
             **extra,
         }
-        if self.history and self.best_epoch:
-            best = self.history[self.best_epoch - 1]
+        if self.start is not None:
+            out.update({"start_" + k: v for k, v in self.start.items() if k.startswith("val_")})
+        best = next((r for r in self.history if r.get("epoch") == self.best_epoch), None)
+        if self.best_epoch == 0 and self.start is not None:
+            best = self.start
+        if best is not None:
             out.update({k: v for k, v in best.items() if k.startswith("val_")})
         return out
 
@@ -261,6 +271,7 @@ def fit(
                     best_metric=kept["best_metric"],
                     stopped_early=kept["stopped_early"],
                     resumed_from={"epoch": pos.epoch, "step": pos.batches_done},
+                    start=kept.get("start"),
                 )
                 prior_seconds = float(kept["seconds"])
                 pending_rng = saved["rng"]
@@ -298,6 +309,7 @@ def fit(
                 "best_epoch": result.best_epoch,
                 "best_metric": result.best_metric,
                 "stopped_early": result.stopped_early,
+                "start": result.start,
                 "seconds": elapsed(),
             },
             "model": model.state_dict(),
@@ -331,6 +343,22 @@ def fit(
         disable=not (progress and main),
         transient=False,
     )
+    if config.validate_start and validate is not None and result.resumed_from is None:
+        # the starting weights are epoch 0: kept unless an epoch beats them on validation
+        start_row: dict = {}
+        if main:
+            model.eval()
+            with torch.no_grad():
+                start_row = dict(validate(model))
+        start_row = distributed.from_main(start_row)
+        if config.monitor not in start_row:
+            raise ConfigError(
+                f"monitor: {config.monitor!r} is not a reported metric; have {sorted(start_row)}"
+            )
+        result.start = start_row
+        result.best_metric = float(start_row[config.monitor])
+        result.best_epoch = 0
+        best_state = copy.deepcopy(model.state_dict())
     first_epoch = pos.epoch + 1 if pos.epoch_done else pos.epoch
     done_before = (first_epoch - 1) * n_batches + (0 if pos.epoch_done else pos.batches_done)
     epochs = range(0) if result.stopped_early else range(first_epoch, config.epochs + 1)
