@@ -138,7 +138,9 @@ def main() -> None:
             )
     m = fc.metrics
     if "start_val_mse" in m:
-        kept = "the start (no epoch beat it)" if m["best_epoch"] == 0 else f"epoch {m['best_epoch']}"
+        kept = (
+            "the start (no epoch beat it)" if m["best_epoch"] == 0 else f"epoch {m['best_epoch']}"
+        )
         print(
             f"validation MSE: start (highway alone) {m['start_val_mse']:.5f}, kept {kept} "
             f"{m['best_val_mse']:.5f}, over {m['epochs_run']} epochs"

@@ -311,3 +311,67 @@ def test_replacing_a_directory_leaves_no_temporary_siblings(model_dir):
     np.testing.assert_array_equal(
         load(model_dir).net.head.bias.detach().numpy(), clf.net.head.bias.detach().numpy()
     )
+
+
+# -- replacing a model under SIGKILL --------------------------------------------------------------
+
+
+def test_the_exchange_swaps_two_directories_in_one_step(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "x").write_text("from a")
+    (b / "y").write_text("from b")
+    assert art._exchange(a, b), "renameat2(RENAME_EXCHANGE) is unavailable on this file system"
+    assert listing(a) == ["y"] and listing(b) == ["x"]
+
+
+SAVER = """
+import sys, torch
+from seqshape import artifacts as art
+from seqshape.models.classifier import ClassifierConfig, ClassifierNet
+net = ClassifierNet(ClassifierConfig(input_size=12, num_outputs=9, hidden_size=64))
+i = 0
+while True:
+    with torch.no_grad():
+        net.head.bias.fill_(float(i))
+    art.save_model_dir(sys.argv[1], kind="classifier", config={"i": i},
+                       state_dict=net.state_dict(), preprocessing={})
+    i += 1
+    if i == 3:
+        print("saving", flush=True)
+"""
+
+
+def test_sigkill_while_replacing_never_leaves_the_path_without_a_complete_model(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "m"
+    rng = np.random.default_rng(0)
+    env = {**os.environ, "SEQSHAPE_THREADS": "1"}
+    for _ in range(4):
+        p = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(target)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert p.stdout.readline().strip() == "saving"
+        time.sleep(float(rng.uniform(0.0, 0.05)))
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        files = art.load_model_dir(target, kind="classifier")  # complete, whichever it is
+        i = files.config["i"]
+        assert torch.all(files.tensors["head.bias"] == float(i))
+    # a killed writer's temporary directory is removed by the next save
+    art.save_model_dir(
+        target, kind="classifier", config={}, state_dict=files.tensors, preprocessing={}
+    )
+    assert listing(tmp_path) == ["m"]
+
+
+def test_a_load_after_an_interrupted_fallback_save_names_the_previous_model(tmp_path, saved):
+    # what the two-rename fallback leaves when killed between its renames
+    aside = Path(shutil.copytree(saved, tmp_path / ".model.old-abc123"))
+    with pytest.raises(ArtifactError, match=f"the previous model is in {aside}"):
+        art.load_model_dir(tmp_path / "model")

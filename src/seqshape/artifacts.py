@@ -6,16 +6,22 @@ A model directory holds
     preprocessing.json   scalers, class names, vocabularies
     metrics.json         what training measured
 and optionally further JSON files a mode needs. Writing is atomic: everything goes into a temporary
-sibling directory which is renamed into place, so a crash never leaves a half-written model.
+sibling directory which is renamed into place, so a crash never leaves a half-written model. An
+existing model is swapped with the new one in one step (Linux ``renameat2(RENAME_EXCHANGE)``), so
+even a SIGKILL leaves one of the two complete at the path; where the swap is not available, the old
+directory is moved aside first and a load that finds nothing names where it went.
 Loading verifies the files, the tensor names and shapes against the config (the caller builds the
 module from the config and hands its state_dict here), and never unpickles anything.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +56,51 @@ def _write_json(path: Path, obj) -> None:
         os.fsync(f.fileno())
 
 
+def _remove_dead_writers(target: Path) -> None:
+    """Remove ``.NAME.tmp-PID-*`` siblings whose writer process is gone (killed mid-save)."""
+    for d in target.parent.glob(f".{target.name}.tmp-*-*"):
+        pid = d.name[len(f".{target.name}.tmp-") :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing directories atomically (Linux renameat2 RENAME_EXCHANGE); False where the
+    platform or file system cannot, in which case nothing has changed."""
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                fn = libc.renameat2
+                fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+                fn.argtypes += [ctypes.c_uint]
+                fn.restype = ctypes.c_int
+                _renameat2 = fn
+            except (OSError, AttributeError):  # no libc symbol (musl before 1.2.5, old glibc)
+                pass
+    if not _renameat2:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = _renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False  # the file system (or kernel) does not support the exchange
+    raise OSError(err, f"renameat2({a}, {b}, RENAME_EXCHANGE): {os.strerror(err)}")
+
+
+_renameat2 = None  # the libc function, False where unavailable, None until first asked
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -71,7 +122,8 @@ def save_model_dir(
     """Write a model directory atomically; an existing directory at ``path`` is replaced."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _remove_dead_writers(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         _write_json(
             tmp / "config.json",
@@ -90,6 +142,10 @@ def save_model_dir(
                 raise ArtifactError(
                     f"{target}: exists and is not a seqshape model directory; refusing to replace it"
                 )
+            if _exchange(tmp, target):
+                # one step: the new model is at target, the old one at tmp (removed below)
+                shutil.rmtree(tmp, ignore_errors=True)
+                return target
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             old.rmdir()
             os.replace(target, old)
@@ -119,7 +175,14 @@ def load_model_dir(path: str | os.PathLike, *, kind: str | None = None) -> Model
     """Read and check a model directory; ``kind`` (if given) must match."""
     root = Path(path)
     if not root.is_dir():
-        raise ArtifactError(f"{root}: not a model directory (expected {', '.join(REQUIRED)})")
+        hint = ""
+        if not root.exists() and root.parent.is_dir():
+            # a save without the atomic swap, killed between its two renames, leaves the
+            # previous model here (and the new one, complete, in a .tmp- sibling)
+            aside = sorted(root.parent.glob(f".{root.name}.old-*"))
+            if aside:
+                hint = f"; a save was interrupted: the previous model is in {aside[-1]}"
+        raise ArtifactError(f"{root}: not a model directory (expected {', '.join(REQUIRED)}){hint}")
     head = _read_json(root / "config.json", "the model configuration")
     if head.get("format") != FORMAT:
         raise ArtifactError(

@@ -300,6 +300,14 @@ def train_forecast(
         fc.fit(series, train_end=tr, val_end=va, log_path=log)
         if not distributed.is_main():  # torchrun: rank 0 alone backtests and writes the model
             return
+        m = fc.metrics
+        if m.get("best_epoch") == 0 and "start_val_mse" in m:
+            typer.echo(
+                f"no epoch beat the least-squares start on validation (val MSE "
+                f"{m['start_val_mse']:.5f}): the model is its linear highway, the LSTM's head at "
+                f"zero (--no-keep-start returns the best trained epoch instead)",
+                err=True,
+            )
         result = backtest(fc, series, tr, va, te, [fc.config.horizon])
         fc.save(out, extra_metrics={"test": result})
         os.replace(log, Path(out) / "train_log.jsonl")
@@ -337,7 +345,7 @@ def print_report(result: dict) -> None:
         table = Table(title=f"backtest, horizon K={K} ({row['n_windows']} windows; scaled units)")
         for col in ("", "MSE", "MAE", "MASE", "sMAPE %"):
             table.add_column(col, justify="right" if col else "left")
-        rows = {"seqshape LSTM": row, **row["baselines"]}
+        rows = {"seqshape": row, **row["baselines"]}
         for name, r in rows.items():
             table.add_row(
                 name, f"{r['mse']:.4f}", f"{r['mae']:.4f}", f"{r['mase']:.3f}", f"{r['smape']:.2f}"
