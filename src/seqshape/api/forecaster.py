@@ -292,9 +292,9 @@ class Forecaster:
             )
             # train_highway=False keeps the least-squares solution; only the LSTM learns
             self.net.highway.requires_grad_(self.train_highway)
-        tc = self.train_config
-        if len(val_w) == 0:
-            tc = replace(tc, monitor="train_loss")
+        # what the loop monitors, recorded as such in metrics.json
+        tc = replace(self.train_config, monitor="val_mse" if len(val_w) else "train_loss")
+        self.train_config = tc
         per_epoch = len(train_w)
         if self.max_windows_per_epoch:
             per_epoch = min(per_epoch, self.max_windows_per_epoch)
@@ -332,7 +332,7 @@ class Forecaster:
             n_batches=n_batches,
             loss_fn=loss_fn,
             validate=validate if len(val_w) else None,
-            config=replace(tc, monitor="val_mse" if len(val_w) else "train_loss"),
+            config=tc,
             progress=self.progress,
             log_path=Path(log_path) if log_path else None,
             description="forecast",
