@@ -1,8 +1,8 @@
 """`python -m seqshape ...`, and what `torchrun -m seqshape train classify ...` runs in each process.
 
-Under torchrun (WORLD_SIZE > 1) only `train classify` and `train forecast` know how to share the
-work (rank 0 alone writes the model directory); other commands are refused rather than run N times
-side by side.
+Under torchrun (WORLD_SIZE > 1) only the `train` commands know how to share the work (rank 0 alone
+evaluates and writes the model directory); other commands are refused rather than run N times side
+by side.
 The process group that training starts is left on the way out.
 """
 
@@ -11,7 +11,9 @@ import sys
 
 from .cli import main
 
-DISTRIBUTED_COMMANDS = (("train", "classify"), ("train", "forecast"))
+DISTRIBUTED_COMMANDS = tuple(
+    ("train", mode) for mode in ("classify", "forecast", "seq2seq", "tag", "generate")
+)
 
 
 def _refuse_under_torchrun(argv: list[str]) -> str | None:

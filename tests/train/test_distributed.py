@@ -145,10 +145,10 @@ def test_an_unreachable_process_group_is_a_config_error(jv, tmp_path):
 
 def test_commands_without_multi_process_support_are_refused(tmp_path):
     env = {**ENV, "WORLD_SIZE": "2", "RANK": "1"}
-    p = run([], "train", "seq2seq", "--help", env=env)
+    p = run([], "serve", "--help", env=env)
     assert p.returncode == 2
-    assert "`seqshape train seq2seq` does not run in several processes" in p.stderr
-    assert "train classify, train forecast" in p.stderr
+    assert "`seqshape serve` does not run in several processes" in p.stderr
+    assert "train classify, train forecast, train seq2seq, train tag, train generate" in p.stderr
 
 
 def test_a_rank_that_never_comes_is_waited_for_a_bounded_time(jv, tmp_path):
@@ -193,3 +193,48 @@ def test_forecast_trains_in_two_processes_and_rank_zero_writes(shared_data, tmp_
     assert all(len(r["rank_sequences"]) == 2 and min(r["rank_sequences"]) > 0 for r in rows)
     test = metrics(out)["test"]
     assert test["mse"] > 0 and "seasonal_naive" in test["baselines"]
+
+
+def _two_ranks_wrote_one_model(p: subprocess.CompletedProcess, out: Path, epochs: int) -> None:
+    assert p.stderr.count("model written to") == 1
+    assert sorted(x.name for x in out.parent.iterdir()) == [out.name]
+    rows = log(out)
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
+    # every epoch's batches were split between the two ranks
+    assert all(len(r["rank_sequences"]) == 2 and min(r["rank_sequences"]) > 0 for r in rows)
+
+
+def test_seq2seq_with_scheduled_sampling_trains_in_two_processes(shared_data, tmp_path):
+    # teacher forcing < 1 decodes step by step: it too must go through DDP's forward
+    lines = (shared_data / "seq2seq/cmudict/cmudict.dict").read_text().splitlines()
+    (tmp_path / "train.dict").write_text("\n".join(lines[::60][:300]) + "\n")
+    out = tmp_path / "runs" / "g2p"
+    args = [
+        "train", "seq2seq", "--train", tmp_path / "train.dict", "--strip-stress", "--holdout",
+        "0.1", "--out", out, "--epochs", 2, "--hidden", 16, "--embedding", 8,
+        "--teacher-forcing", 0.7, "--no-progress",
+    ]  # fmt: skip
+    p = ok(run(TORCHRUN, *args))
+    _two_ranks_wrote_one_model(p, out, 2)
+    test = metrics(out)["test"]
+    assert 0.0 <= test["wer"] <= 1.0 and test["n"] > 0
+
+
+def test_tag_and_generate_train_in_two_processes(shared_data, tmp_path):
+    import pandas as pd
+
+    ett = pd.read_csv(shared_data / "forecasting/ETTh1.csv")[["HUFL", "OT"]].to_numpy(np.float32)
+    rows = ["sequence_id,step,hufl,prev_ot,OT"]
+    for d in range(1, 61):  # 60 days of 24 hours: per-step HUFL -> OT, and a day-level static
+        for t in range(24):
+            h, ot = ett[d * 24 + t]
+            rows.append(f"day{d},{t},{h},{ett[d * 24 - 1, 1]},{ot}")
+    (tmp_path / "days.csv").write_text("\n".join(rows) + "\n")
+    common = ["--train", tmp_path / "days.csv", "--epochs", 2, "--hidden", 8, "--no-progress"]
+    tag = tmp_path / "tag" / "m"
+    p = ok(run(TORCHRUN, "train", "tag", *common, "--target", "OT", "--out", tag))
+    _two_ranks_wrote_one_model(p, tag, 2)
+    gen = tmp_path / "gen" / "m"
+    p = ok(run(TORCHRUN, "train", "generate", *common, "--static", "prev_ot", "--target", "OT",
+               "--out", gen))  # fmt: skip
+    _two_ranks_wrote_one_model(p, gen, 2)

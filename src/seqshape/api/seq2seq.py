@@ -414,11 +414,13 @@ class Seq2Seq:
                 yield self._batch([tr_src[i] for i in idx], [tr_tgt[i] for i in idx])
 
         def loss_fn(net: Seq2SeqNet, batch: Batch) -> torch.Tensor:
-            if self.teacher_forcing < 1.0:
-                memory = net.encode(batch.x, batch.lengths)
-                out = net.decode_sampled(memory, batch.y, self.teacher_forcing, sampling)
-            else:
-                out = net(batch.x, batch.lengths, batch.y)
+            out = net(
+                batch.x,
+                batch.lengths,
+                batch.y,
+                teacher_forcing=self.teacher_forcing,
+                generator=sampling,
+            )
             return sequence_loss(
                 out.outputs,
                 out.stop,

@@ -112,13 +112,19 @@ def _finish(model, result: dict, out: Path, log: Path) -> None:
         training_curve_png(model.train_result.history, out / "training_curve.png")
 
 
-def _fit_and_save(model, fit_args: tuple, fit_kwargs: dict, out: Path, evaluate) -> dict:
+def _fit_and_save(model, fit_args: tuple, fit_kwargs: dict, out: Path, evaluate) -> dict | None:
+    """Fit, evaluate, save; None on a torchrun rank other than 0 (rank 0 alone evaluates and
+    writes)."""
+    from ..train import distributed
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.log-") as tmp:
         log = Path(tmp) / "train_log.jsonl"
         t0 = time.perf_counter()
         model.fit(*fit_args, **fit_kwargs, log_path=log)
+        if not distributed.is_main():
+            return None
         result = {"train": model.metrics, "train_seconds": round(time.perf_counter() - t0, 2)}
         if evaluate is not None:
             result["test"] = evaluate(model)
@@ -300,6 +306,8 @@ def train_seq2seq(
         out,
         (lambda m: m.evaluate(test_pairs)) if test_pairs is not None else None,
     )
+    if result is None:  # torchrun, rank > 0
+        return
     if "test" in result:
         print_report({**result["test"], "kind": "seq2seq", "data": "held-out test split"})
     typer.echo(f"model written to {out}", err=True)
@@ -470,6 +478,8 @@ def train_tag(
         out,
         (lambda m: m.evaluate(test_data.features, test_data.targets)) if test_data else None,
     )
+    if result is None:  # torchrun, rank > 0
+        return
     if "test" in result:
         print_report(
             {**result["test"], "kind": "tagger", "task": columns["task"], "data": str(test)}
@@ -562,6 +572,8 @@ def train_generate(
         out,
         (lambda m: m.evaluate(test_table.static, test_targets)) if test_table else None,
     )
+    if result is None:  # torchrun, rank > 0
+        return
     if "test" in result:
         print_report({**result["test"], "kind": "generator", "data": str(test)})
     typer.echo(f"model written to {out}", err=True)

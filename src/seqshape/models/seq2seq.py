@@ -331,13 +331,25 @@ class Seq2SeqNet(nn.Module):
         # (O,) -> (B, O)
         return self.start.unsqueeze(0).expand(batch, -1)
 
-    def forward(self, src: Tensor, src_lengths: Tensor | None, target: Tensor) -> Seq2SeqOutput:
+    def forward(
+        self,
+        src: Tensor,
+        src_lengths: Tensor | None,
+        target: Tensor,
+        *,
+        teacher_forcing: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Seq2SeqOutput:
         """Teacher forcing: predict every target step from the true previous ones, in one pass.
 
         ``target`` is what the decoder must produce: ids (B, U) ending in EOS then PAD, or values
-        (B, U, O). Returns outputs aligned with it (outputs[:, u] predicts target[:, u]).
+        (B, U, O). Returns outputs aligned with it (outputs[:, u] predicts target[:, u]). With
+        ``teacher_forcing`` < 1, scheduled sampling (`decode_sampled`) instead; both go through
+        here so that a DistributedDataParallel wrapper sees every training pass.
         """
         memory = self.encode(src, src_lengths)
+        if teacher_forcing < 1.0:
+            return self.decode_sampled(memory, target, teacher_forcing, generator)
         return self.decode_teacher_forced(memory, target)
 
     def decode_teacher_forced(self, memory: Memory, target: Tensor) -> Seq2SeqOutput:
