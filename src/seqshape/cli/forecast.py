@@ -501,6 +501,9 @@ def demo_forecast(out: Path, *, seed: int = 0, threads=None, progress: bool = Tr
         patience=15,
         batch_size=16,
         lr=3e-3,
+        # the linear highway beside the LSTM: test MSE 0.052 against 0.21 without it over 3 seeds
+        # (bench/airpassengers_highway.py)
+        highway=24,
         seed=seed,
         threads=threads,
         progress=progress,
