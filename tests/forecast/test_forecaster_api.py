@@ -272,3 +272,42 @@ def test_cli_highway_flags_reach_the_model_and_bad_schedule_is_refused(shared_da
     p = run("train", "forecast", *common, *bad, check=False)
     assert p.returncode == 2 and "lr_schedule" in p.stderr and "'step'" in p.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_interval_scores_count_what_the_intervals_hold():
+    from seqshape.api.forecaster import interval_scores
+    from seqshape.models.forecaster import ForecasterConfig, ForecasterNet
+
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((400, 6, 1))  # N(0, 1) truths
+    for loss, params, level in (
+        ("gaussian", np.stack([np.zeros_like(y), np.ones_like(y)], -1), 0.8),
+        ("student_t", np.stack([np.zeros_like(y), np.ones_like(y), np.full_like(y, 1e4)], -1), 0.8),
+        ("quantile", np.stack([np.full_like(y, -1.2816), 0 * y, np.full_like(y, 1.2816)], -1), 0.8),
+    ):
+        net = ForecasterNet(ForecasterConfig(n_targets=1, lookback=4, horizon=6, loss=loss))
+        s = interval_scores(net, params, y)
+        assert s["level"] == level
+        # the right distribution: ~80% inside (2,400 values: sd of the share 0.008)
+        assert abs(s["coverage"] - 0.8) < 0.03, (loss, s)
+        assert abs(s["width"] - 2 * 1.2816) < 0.05, (loss, s)
+        # shifted by 3 sd, the interval holds almost nothing
+        shifted = params.copy()
+        shifted[..., 0] += 3.0
+        if loss == "quantile":
+            shifted += 3.0
+        assert interval_scores(net, shifted, y)["coverage"] < 0.1
+    assert "pinball" in s and s["pinball"] > 0
+
+
+def test_a_quantile_model_backtest_reports_its_interval(air):
+    from seqshape.api.forecaster import backtest
+
+    fc = Forecaster(
+        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=2, seed=0, highway=12,
+        loss="quantile", quantiles=(0.1, 0.5, 0.9),
+    ).fit(air, train_end=96, val_end=120)  # fmt: skip
+    fc.meta = {"freq": "MS"}
+    iv = backtest(fc, [air], [96], [120], [144], [6])["by_horizon"]["6"]["interval"]
+    assert iv["level"] == 0.8 and 0 <= iv["coverage"] <= 1 and iv["width"] > 0
+    assert iv["pinball"] > 0

@@ -1,5 +1,6 @@
 """The forecaster's invariants: teacher forcing == step-by-step, K cell steps for K steps, any K."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -219,3 +220,49 @@ def test_fit_highway_recovers_an_integrated_ar1_process_and_zeroes_the_head():
     assert abs(float(net.highway.bias.detach())) < 0.01
     with pytest.raises(ConfigError, match="no highway"):
         fit_highway(_net(), [z[:, None].numpy()])
+
+
+# -- the highway's start is a probabilistic model of its residuals ------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["autoregressive", "direct"])
+@pytest.mark.parametrize("loss", ["quantile", "gaussian", "student_t"])
+def test_the_highway_start_has_the_residual_spread_not_zero_width_intervals(loss, strategy):
+    from seqshape import datasets
+    from seqshape.data.series import read_series_csv
+    from seqshape.models.forecaster import ForecasterConfig, ForecasterNet, fit_highway
+
+    f = read_series_csv(datasets.path("AirPassengers.csv"), target="#Passengers")
+    z = f.target[0].astype(np.float32)
+    z = (z - z[:108].mean()) / z[:108].std()
+    cfg = ForecasterConfig(
+        n_targets=1, lookback=24, horizon=6, highway=13, loss=loss, strategy=strategy,
+        quantiles=(0.1, 0.5, 0.9), hidden_size=8, num_layers=1,
+    )  # fmt: skip
+    net = ForecasterNet(cfg).eval()
+    base = fit_highway(net, [z[:108]])
+    # every training window: 13 values -> the next (AR) or next 6 (direct) values
+    width = 1 if strategy == "autoregressive" else 6
+    starts = range(108 - 13 - width + 1)
+    x = np.stack([z[s : s + 13] for s in starts])  # (W, 13, 1)
+    y = np.stack([z[s + 13 : s + 13 + width] for s in starts])  # (W, width, 1)
+    resid = y - base.predict(x)
+    hist = torch.from_numpy(x)
+    with torch.no_grad():
+        p = net.forecast(hist, width)  # (W, width, 1, P)
+    point = net.point(p)[..., 0].numpy()
+    if loss == "quantile":
+        lo, hi = p[..., 0, 0].numpy(), p[..., 0, 2].numpy()
+        assert (hi - lo).min() > 0.05  # not the zero-width interval of an all-zero head
+        inside = ((y[..., 0] >= lo) & (y[..., 0] <= hi)).mean()
+        assert 0.75 <= inside <= 0.85, inside  # the 10-90% band holds ~80% of the training rows
+        np.testing.assert_allclose(
+            point, (base.predict(x) + np.median(resid, 0))[..., 0], atol=1e-4
+        )
+    else:
+        std = p[..., 0, 1].numpy()
+        if loss == "student_t":
+            df = p[..., 0, 2].numpy()
+            std = std * np.sqrt(df / (df - 2))
+        np.testing.assert_allclose(std, np.broadcast_to(resid.std(0)[..., 0], std.shape), rtol=1e-3)
+        np.testing.assert_allclose(point, base.predict(x)[..., 0], atol=1e-4)

@@ -353,6 +353,13 @@ def print_report(result: dict) -> None:
                 name, f"{r['mse']:.4f}", f"{r['mae']:.4f}", f"{r['mase']:.3f}", f"{r['smape']:.2f}"
             )
         console.print(table)
+        if "interval" in row:
+            iv = row["interval"]
+            pinball = f", pinball loss {iv['pinball']:.4f}" if "pinball" in iv else ""
+            console.print(
+                f"{iv['level']:.0%} interval: holds {iv['coverage']:.1%} of the true values, "
+                f"mean width {iv['width']:.3f}{pinball} (scaled units)"
+            )
 
 
 def predict(model_dir: Path, data: Path, output: Path, **kw) -> int:

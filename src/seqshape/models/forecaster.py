@@ -22,7 +22,8 @@ teacher forcing, fed-back predictions when decoding: the highway runs autoregres
 ``last`` the newest of them; w (p,) and b are shared by the series. The direct strategy maps the
 last p history values to all K steps (w (p, K)). The term is shift-equivariant, so it commutes
 with ``window_norm``. `fit_highway` solves it by least squares before training, so training starts
-from the linear autoregression and the LSTM learns what it misses.
+from the linear autoregression (with the spread or quantiles of its residuals as the distribution
+head's start) and the LSTM learns what it misses.
 
 Heads (``loss``): "mse" (P=1, the point), "gaussian" (mean, std), "student_t" (mean, scale, df),
 "quantile" (one output per quantile, pinball loss). Shapes use the legend: B batch, N lookback,
@@ -34,6 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as Fn
@@ -418,16 +420,16 @@ class ForecasterNet(nn.Module):
 
 
 def fit_highway(net: ForecasterNet, series: list, *, max_windows: int = 200_000, seed: int = 0):
-    """Solve the highway by least squares on scaled training values and zero the LSTM's head.
+    """Solve the highway by least squares on scaled training values; zero the LSTM's head weights.
 
     ``series``: one (T, O+Cp) array per series (scaled, training rows only). The highway's
     windows are p values predicting the next one (autoregressive) or the next K (direct), relative
     to the newest value and shared by every series and column (`LinearBaseline` with
     ``subtract_last``). With the head's weights at zero the untrained model *is* that linear
-    autoregression; training then fits the LSTM to what it leaves. Returns the baseline.
+    autoregression, with the head's bias set to the distribution of its residuals (their spread or
+    quantiles, for the probabilistic losses); training then fits the LSTM to what it leaves.
+    Returns the baseline.
     """
-    import numpy as np
-
     from .baselines import LinearBaseline
 
     c = net.config
@@ -451,8 +453,32 @@ def fit_highway(net: ForecasterNet, series: list, *, max_windows: int = 200_000,
         net.highway.weight.copy_(torch.from_numpy(base.weight.T.astype(np.float32)))
         net.highway.bias.copy_(torch.from_numpy(base.bias.astype(np.float32)))
         net.head.weight.zero_()
-        net.head.bias.zero_()
+        net.head.bias.copy_(torch.from_numpy(_residual_head_bias(c, y - base.predict(x))))
     return base
+
+
+def _residual_head_bias(c: ForecasterConfig, resid) -> np.ndarray:
+    """The head's bias that makes the start a probabilistic model of the highway's residuals.
+
+    ``resid`` (W, width, Z): what the least-squares fit leaves on its training windows. With the
+    head's weights at zero its bias is the distribution around the highway: nothing for "mse";
+    the residual spread for "gaussian" / "student_t" (so intervals are not an arbitrary softplus(0));
+    the residual quantiles for "quantile" (so the quantiles do not all sit on the highway, an
+    interval of width zero). Returns (width·Z·P,) in the head's (width, Z, P) layout.
+    """
+    width, Z = resid.shape[1], resid.shape[2]
+    bias = np.zeros((width, Z, c.n_params))
+    if c.loss == "quantile":
+        # (Q, width, Z) -> (width, Z, Q)
+        bias[:] = np.moveaxis(np.quantile(resid, c.quantiles, axis=0), 0, -1)
+    elif c.loss in ("gaussian", "student_t"):
+        std = resid.std(axis=0)  # (width, Z)
+        if c.loss == "student_t":
+            df = float(Fn.softplus(torch.zeros(()))) + 2.0  # the df a zero raw output gives
+            std = std * np.sqrt((df - 2.0) / df)  # the t scale with that variance
+        s = np.maximum(std - 1e-4, 1e-6)
+        bias[..., 1] = s + np.log(-np.expm1(-s))  # softplus^-1, stable for large s
+    return bias.reshape(-1).astype(np.float32)
 
 
 def forecast_loss(params: Tensor, target: Tensor, config: ForecasterConfig) -> Tensor:
