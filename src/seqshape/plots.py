@@ -62,13 +62,27 @@ def forecast_png(
     hist_ts, hist, future_ts, result: dict, path: str | Path, names=None, tail: int = 200
 ) -> Path:
     """History (last ``tail`` points), the point forecast and, when present, its interval."""
-    hist = np.asarray(hist)
-    names = names or [f"y{j}" for j in range(hist.shape[1])]
-    n = hist.shape[1]
+    return forecasts_png([(None, hist_ts, hist, future_ts, result)], path, names, tail=tail)
+
+
+def forecasts_png(
+    items: list, path: str | Path, names=None, *, tail: int = 200, max_panels: int = 12
+) -> Path:
+    """One panel per (series, target): ``items`` = [(series name or None, history timestamps,
+    history (T, O), future timestamps, forecast result), ...]. At most ``max_panels`` panels, the
+    first series first (the CSV holds every forecast)."""
+    panels = []
+    for name, hist_ts, hist, future_ts, result in items:
+        hist = np.asarray(hist)
+        cols = names or [f"y{j}" for j in range(hist.shape[1])]
+        for j in range(hist.shape[1]):
+            title = cols[j] if name is None else f"{name}: {cols[j]}"
+            panels.append((title, hist_ts, hist[:, j], future_ts, result, j))
+    panels = panels[:max_panels]
+    n = len(panels)
     fig, axes = plt.subplots(n, 1, figsize=(9, 2.8 * n), dpi=110, squeeze=False)
-    for j in range(n):
-        ax = axes[j, 0]
-        ax.plot(hist_ts[-tail:], hist[-tail:, j], color="black", lw=1, label="history")
+    for ax, (title, hist_ts, h, future_ts, result, j) in zip(axes[:, 0], panels):
+        ax.plot(hist_ts[-tail:], h[-tail:], color="black", lw=1, label="history")
         ax.plot(future_ts, result["point"][:, j], color="tab:blue", lw=1.5, label="forecast")
         lo = hi = None
         if "quantiles" in result and len(result["quantiles"]) >= 2:
@@ -82,10 +96,10 @@ def forecast_png(
         elif "std" in result:
             lo = result["point"][:, j] - 1.2816 * result["std"][:, j]
             hi = result["point"][:, j] + 1.2816 * result["std"][:, j]
-            label = "80% Gaussian interval"
+            label = "point ± 1.28 std (80% if Gaussian)"
         if lo is not None:
             ax.fill_between(future_ts, lo, hi, color="tab:blue", alpha=0.2, label=label)
-        ax.set_title(names[j], fontsize=10)
+        ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.autofmt_xdate()

@@ -311,3 +311,46 @@ def test_a_quantile_model_backtest_reports_its_interval(air):
     iv = backtest(fc, [air], [96], [120], [144], [6])["by_horizon"]["6"]["interval"]
     assert iv["level"] == 0.8 and 0 <= iv["coverage"] <= 1 and iv["width"] > 0
     assert iv["pinball"] > 0
+
+
+def _png_height(path) -> int:
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
+    return int.from_bytes(raw[20:24], "big")
+
+
+def test_cli_long_csv_global_model_forecasts_and_plots_every_series(shared_data, tmp_path):
+    import csv as _csv
+
+    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    cols = {c: head.index(c) for c in ("HUFL", "MUFL", "OT")}
+    with open(tmp_path / "long.csv", "w", newline="") as f:
+        w = _csv.writer(f)
+        w.writerow(["series_id", "timestamp", "target"])
+        for name, j in cols.items():  # three series of 900 hours, one after the other
+            for line in lines[1:901]:
+                v = line.split(",")
+                w.writerow([name, v[0], v[j]])
+    out = tmp_path / "m"
+    run(
+        "train", "forecast", "--data", tmp_path / "long.csv", "--target", "target",
+        "--series-column", "series_id", "--future-covariates", "auto", "--lookback", "24",
+        "--horizon", "6", "--epochs", "1", "--hidden", "8", "--layers", "1", "--out", out,
+        "--no-progress",
+    )  # fmt: skip
+    assert Forecaster.load(out).series_names == ["HUFL", "MUFL", "OT"]
+    hist = tmp_path / "hist.csv"
+    rows = (tmp_path / "long.csv").read_text().splitlines()
+    keep = [r for i, r in enumerate(rows[1:]) if i % 900 < 120]  # each series' first 5 days
+    hist.write_text("\n".join([rows[0], *keep]) + "\n")
+    run("forecast", out, "--history", hist, "--horizon", "12", "--output", tmp_path / "f.csv",
+        "--plot", tmp_path / "all.png")  # fmt: skip
+    got = list(_csv.DictReader((tmp_path / "f.csv").open()))
+    assert [r["series"] for r in got] == ["HUFL"] * 12 + ["MUFL"] * 12 + ["OT"] * 12
+    one = tmp_path / "one.csv"
+    one.write_text("\n".join([rows[0], *[r for r in keep if r.startswith("OT,")]]) + "\n")
+    run("forecast", out, "--history", one, "--horizon", "12", "--output", tmp_path / "g.csv",
+        "--plot", tmp_path / "one.png")  # fmt: skip
+    # one panel per series: the three-series figure is three times as tall
+    assert _png_height(tmp_path / "all.png") == 3 * _png_height(tmp_path / "one.png")

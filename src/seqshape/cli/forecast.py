@@ -473,10 +473,14 @@ def forecast_cmd(
         w.writerows(rows)
     os.replace(tmp, output)
     if plot is not None:
-        from ..plots import forecast_png
+        from ..plots import forecasts_png
 
-        s, ts, res = plots[0]
-        forecast_png(s.timestamps, s.target, ts, res, plot, names=spec["target"])
+        many = len(plots) > 1
+        items = [(s.name if many else None, s.timestamps, s.target, ts, r) for s, ts, r in plots]
+        forecasts_png(items, plot, names=spec["target"])
+        panels = len(plots) * len(spec["target"])
+        if panels > 12:
+            typer.echo(f"--plot: drew the first 12 of {panels} panels ({output} has all)", err=True)
     typer.echo(json.dumps({"rows": len(rows), "output": str(output)}), err=True)
 
 
