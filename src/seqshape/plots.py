@@ -85,14 +85,14 @@ def forecasts_png(
         ax.plot(hist_ts[-tail:], h[-tail:], color="black", lw=1, label="history")
         ax.plot(future_ts, result["point"][:, j], color="tab:blue", lw=1.5, label="forecast")
         lo = hi = None
-        if "quantiles" in result and len(result["quantiles"]) >= 2:
-            qs = sorted(result["quantiles"])
-            lo, hi = result["quantiles"][qs[0]][:, j], result["quantiles"][qs[-1]][:, j]
-            label = f"q{qs[0]:g}-q{qs[-1]:g}"
-        elif "samples" in result:
+        if "samples" in result:  # asked for: the band over the horizon
             lo = np.quantile(result["samples"][:, :, j], 0.1, axis=0)
             hi = np.quantile(result["samples"][:, :, j], 0.9, axis=0)
             label = "10-90% of sample paths"
+        elif "quantiles" in result and len(result["quantiles"]) >= 2:
+            qs = sorted(result["quantiles"])
+            lo, hi = result["quantiles"][qs[0]][:, j], result["quantiles"][qs[-1]][:, j]
+            label = f"q{qs[0]:g}-q{qs[-1]:g}"
         elif "std" in result:
             lo = result["point"][:, j] - 1.2816 * result["std"][:, j]
             hi = result["point"][:, j] + 1.2816 * result["std"][:, j]

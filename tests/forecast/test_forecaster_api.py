@@ -354,3 +354,29 @@ def test_cli_long_csv_global_model_forecasts_and_plots_every_series(shared_data,
         "--plot", tmp_path / "one.png")  # fmt: skip
     # one panel per series: the three-series figure is three times as tall
     assert _png_height(tmp_path / "all.png") == 3 * _png_height(tmp_path / "one.png")
+
+
+def test_cli_quantile_forecast_notes_one_step_bands_and_samples_widen(shared_data, tmp_path):
+    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()[:1201]
+    data = tmp_path / "ett.csv"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "q"
+    run(
+        "train", "forecast", "--data", data, "--target", "OT", "--lookback", "48", "--horizon",
+        "12", "--highway", "48", "--loss", "quantile", "--quantiles", "0.1,0.5,0.9",
+        "--epochs", "1", "--hidden", "8", "--layers", "1", "--out", out, "--no-progress",
+    )  # fmt: skip
+    hist = tmp_path / "hist.csv"
+    hist.write_text("\n".join(lines[:301]) + "\n")
+    p = run("forecast", out, "--history", hist, "--horizon", "48", "--output", tmp_path / "a.csv")
+    assert "do not widen with the horizon" in p.stderr
+    p = run("forecast", out, "--history", hist, "--horizon", "48", "--output", tmp_path / "b.csv",
+            "--samples", "200")  # fmt: skip
+    assert "do not widen" not in p.stderr
+    import csv as _csv
+
+    rows = list(_csv.DictReader((tmp_path / "b.csv").open()))
+    band = [float(r["OT_p90"]) - float(r["OT_p10"]) for r in rows]
+    q_band = [float(r["OT_q0.9"]) - float(r["OT_q0.1"]) for r in rows]
+    assert min(q_band) > 0  # the start's residual quantiles, not a zero-width band
+    assert np.mean(band[-6:]) > 1.5 * np.mean(band[:6])  # sample paths carry uncertainty forward

@@ -414,6 +414,14 @@ def forecast_cmd(
     if backend == "onnx" and samples:
         raise ConfigError("--samples: sample paths need --backend torch")
     fc = Forecaster.load(model_dir, threads=threads)
+    c = fc.config
+    if c.loss != "mse" and c.strategy == "autoregressive" and horizon > 1 and not samples:
+        typer.echo(
+            "note: the interval columns hold each step's one-step uncertainty around the "
+            "fed-back forecast, so they do not widen with the horizon; --samples S draws sample "
+            "paths whose 10-90% band does",
+            err=True,
+        )
     runner = None  # the ONNX Runtime forecaster, with --backend onnx
     if backend == "onnx":
         from .export import onnx_runner
