@@ -266,3 +266,9 @@ def test_the_highway_start_has_the_residual_spread_not_zero_width_intervals(loss
             std = std * np.sqrt(df / (df - 2))
         np.testing.assert_allclose(std, np.broadcast_to(resid.std(0)[..., 0], std.shape), rtol=1e-3)
         np.testing.assert_allclose(point, base.predict(x)[..., 0], atol=1e-4)
+
+
+def test_a_highway_longer_than_the_lookback_is_refused():
+    with pytest.raises(ConfigError, match="highway: expected at most lookback=24 values, got 48"):
+        ForecasterConfig(n_targets=1, lookback=24, horizon=6, highway=48)
+    ForecasterConfig(n_targets=1, lookback=24, horizon=6, highway=24)

@@ -78,6 +78,12 @@ class ForecasterConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{name}: expected an integer >= 0, got {v!r}")
+        if self.highway > self.lookback:
+            raise ConfigError(
+                f"highway: expected at most lookback={self.lookback} values, got {self.highway}; "
+                f"a training window holds {self.lookback} history values, so a longer highway "
+                f"would read padding (raise --lookback or lower --highway)"
+            )
         if self.strategy not in STRATEGIES:
             raise ConfigError(
                 f"strategy: expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
