@@ -173,12 +173,13 @@ def test_highway_with_a_zero_head_is_the_linear_autoregression_fed_its_own_outpu
         net.head.bias.zero_()
         hist = torch.randn(2, 12, 3)
         pred = net.point(net.forecast(hist, 10, torch.randn(2, 22, 2)))
-    w, b = net.highway.weight[0].detach(), float(net.highway.bias.detach())
+    # one map per fed column: w (Z, p), b (Z,)
+    w, b = net.highway.weight[:, 0].detach(), net.highway.bias[:, 0].detach()
     buf = hist[:, -4:].clone()
     for k in range(10):
         last = buf[:, -1]
-        # (B, p, Z) -> (B, Z): last + w . (window - last) + b, per series
-        nxt = last + torch.einsum("bpz,p->bz", buf - last[:, None], w) + b
+        # (B, p, Z) -> (B, Z): last + w_z . (window_z - last_z) + b_z, per series and column
+        nxt = last + torch.einsum("bpz,zp->bz", buf - last[:, None], w) + b
         assert torch.allclose(pred[:, k], nxt, atol=1e-5)
         buf = torch.cat([buf[:, 1:], nxt[:, None]], 1)
 
@@ -191,9 +192,10 @@ def test_highway_direct_maps_the_last_p_values_and_a_short_history_is_edge_padde
         hist = torch.randn(2, 12, 3)
         got = net.point(net.forecast(hist, 6, torch.randn(2, 18, 2)))
         last = hist[:, -1]
-        # (B, Z, p) @ (p, K) -> (B, Z, K) -> (B, K, Z)
-        want = (hist[:, -8:] - last[:, None]).transpose(1, 2) @ net.highway.weight.T
-        want = (want + net.highway.bias).transpose(1, 2) + last[:, None]
+        # (B, Z, p) with each column's (K, p) map -> (B, Z, K) -> (B, K, Z)
+        x = (hist[:, -8:] - last[:, None]).transpose(1, 2)
+        want = torch.einsum("bzp,zkp->bzk", x, net.highway.weight) + net.highway.bias
+        want = want.transpose(1, 2) + last[:, None]
         assert torch.allclose(got, want, atol=1e-5)
         short = torch.randn(2, 3, 3)
         padded = torch.cat([short[:, :1].expand(-1, 5, -1), short], 1)
@@ -214,7 +216,7 @@ def test_fit_highway_recovers_an_integrated_ar1_process_and_zeroes_the_head():
     net = ForecasterNet(cfg)
     fit_highway(net, [z[:, None].numpy()])
     assert not net.head.weight.detach().any() and not net.head.bias.detach().any()
-    w0, w1 = (float(v) for v in net.highway.weight[0].detach())
+    w0, w1 = (float(v) for v in net.highway.weight[0, 0].detach())
     assert abs(w0 + 0.5) < 0.05  # the coefficient, recovered
     assert abs(w1) < 1e-6  # the newest value minus itself: always 0, so its weight stays at 0
     assert abs(float(net.highway.bias.detach())) < 0.01
@@ -272,3 +274,41 @@ def test_a_highway_longer_than_the_lookback_is_refused():
     with pytest.raises(ConfigError, match="highway: expected at most lookback=24 values, got 48"):
         ForecasterConfig(n_targets=1, lookback=24, horizon=6, highway=48)
     ForecasterConfig(n_targets=1, lookback=24, horizon=6, highway=24)
+
+
+def test_fit_highway_fits_each_column_its_own_map():
+    from seqshape.models.forecaster import fit_highway
+
+    # two columns with opposite dynamics around their newest value: a shared map fits neither
+    g = torch.Generator().manual_seed(1)
+    z = torch.zeros(4000, 2, dtype=torch.float64)
+    noise = 0.1 * torch.randn(4000, 2, generator=g, dtype=torch.float64)
+    for t in range(2, 4000):
+        z[t, 0] = z[t - 1, 0] + 0.5 * (z[t - 1, 0] - z[t - 2, 0]) + noise[t, 0]  # w0 = -0.5
+        z[t, 1] = z[t - 1, 1] - 0.5 * (z[t - 1, 1] - z[t - 2, 1]) + noise[t, 1]  # w0 = +0.5
+    cfg = ForecasterConfig(n_targets=1, n_past=1, lookback=12, horizon=6, hidden_size=8, highway=2)
+    net = ForecasterNet(cfg)
+    fit_highway(net, [z.numpy()])
+    w = net.highway.weight.detach()[:, 0, 0]  # each column's weight on z_{t-2} - last
+    assert abs(float(w[0]) + 0.5) < 0.05 and abs(float(w[1]) - 0.5) < 0.05
+
+
+def test_a_model_saved_with_one_shared_highway_map_loads_with_the_same_forecasts(tmp_path):
+    from seqshape.models.forecaster import ColumnHighway
+
+    net = _highway_net(p=4)  # Z = 3 fed columns
+    shared_w, shared_b = torch.randn(1, 4), torch.randn(1)
+    old = {k: v for k, v in net.state_dict().items()}
+    old["highway.weight"], old["highway.bias"] = shared_w, shared_b  # the former layout
+    net.load_state_dict(ColumnHighway.upgrade(old, 3))
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+        hist = torch.randn(2, 12, 3)
+        pred = net.point(net.forecast(hist, 5, torch.randn(2, 17, 2)))
+        buf = hist[:, -4:].clone()
+        for k in range(5):
+            last = buf[:, -1]
+            nxt = last + torch.einsum("bpz,p->bz", buf - last[:, None], shared_w[0]) + shared_b
+            assert torch.allclose(pred[:, k], nxt, atol=1e-5)
+            buf = torch.cat([buf[:, 1:], nxt[:, None]], 1)

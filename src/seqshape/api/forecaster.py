@@ -21,7 +21,13 @@ from .. import __version__, runtime
 from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
 from ..batching import Batch
 from ..errors import ConfigError, DataError, ShapeError
-from ..models.forecaster import ForecasterConfig, ForecasterNet, fit_highway, forecast_loss
+from ..models.forecaster import (
+    ColumnHighway,
+    ForecasterConfig,
+    ForecasterNet,
+    fit_highway,
+    forecast_loss,
+)
 from ..shapes import as_float32_2d
 from ..train.loop import TrainConfig, TrainResult, fit
 
@@ -536,6 +542,7 @@ class Forecaster:
         self = cls(**opts, threads=threads)
         self.config = config
         self.net = ForecasterNet(config)
+        files.tensors = ColumnHighway.upgrade(files.tensors, self.config.n_fed)
         load_weights(self.net, files)
         self.net.eval()
         pre = files.preprocessing

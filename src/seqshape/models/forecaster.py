@@ -19,8 +19,9 @@ Highway (``highway`` = p > 0, off by default): a linear term in parallel with th
 "autoregressive highway" of LSTNet (Lai et al., SIGIR 2018). Each fed series' location gets
 ``last + w · (recent - last) + b`` added, where ``recent`` are its last p values (true ones in
 teacher forcing, fed-back predictions when decoding: the highway runs autoregressively too) and
-``last`` the newest of them; w (p,) and b are shared by the series. The direct strategy maps the
-last p history values to all K steps (w (p, K)). The term is shift-equivariant, so it commutes
+``last`` the newest of them. Each fed column (target or past covariate) has its own w (p,) and
+b, shared by the series of a global model. The direct strategy maps the last p history values to
+all K steps (w (K, p) per column). The term is shift-equivariant, so it commutes
 with ``window_norm``. `fit_highway` solves it by least squares before training, so training starts
 from the linear autoregression (with the spread or quantiles of its residuals as the distribution
 head's start) and the LSTM learns what it misses.
@@ -128,6 +129,37 @@ class ForecasterConfig:
         return d
 
 
+class ColumnHighway(nn.Module):
+    """One linear map per fed column (target or past covariate) of its last p values:
+    (..., Z, p) -> (..., Z, width). Columns differ in their dynamics (a temperature and a load);
+    series of a global model share each column's map. ``weight`` (Z, width, p), ``bias`` (Z, width).
+    """
+
+    def __init__(self, n_columns: int, p: int, width: int) -> None:
+        super().__init__()
+        self.in_features, self.out_features = p, width
+        bound = 1.0 / math.sqrt(p)  # nn.Linear's default range
+        self.weight = nn.Parameter(torch.empty(n_columns, width, p).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_columns, width).uniform_(-bound, bound))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # (..., Z, 1, p) * (Z, width, p) summed over p -> (..., Z, width). A product and a sum
+        # rather than a batched matmul: each row's result does not depend on the batch around it
+        return (x.unsqueeze(-2) * self.weight).sum(-1) + self.bias
+
+    @staticmethod
+    def upgrade(tensors: dict, n_columns: int) -> dict:
+        """A model saved with one map shared by all columns (weight (width, p), bias (width,)) as
+        the same map repeated per column: loads into this module with identical forecasts."""
+        w = tensors.get("highway.weight")
+        if w is None or w.dim() != 2:
+            return tensors
+        out = dict(tensors)
+        out["highway.weight"] = w.unsqueeze(0).repeat(n_columns, 1, 1).contiguous()
+        out["highway.bias"] = tensors["highway.bias"].unsqueeze(0).repeat(n_columns, 1).contiguous()
+        return out
+
+
 class ForecasterNet(nn.Module):
     """See the module docstring. All tensors batch-first and already scaled."""
 
@@ -140,11 +172,11 @@ class ForecasterNet(nn.Module):
             self.head = nn.Linear(H, Z * P)
         else:
             self.head = nn.Linear(H + config.horizon * config.n_future, config.horizon * Z * P)
-        self.highway: nn.Linear | None = None
+        self.highway: ColumnHighway | None = None
         if config.highway:
             # (..., Z, p) deltas to the newest value -> (..., Z, 1) next step, or (..., Z, K) direct
             width = 1 if config.strategy == "autoregressive" else config.horizon
-            self.highway = nn.Linear(config.highway, width)
+            self.highway = ColumnHighway(Z, config.highway, width)
 
     # -- inputs ---------------------------------------------------------------------------------
     def step_inputs(self, z: Tensor, f_next: Tensor | None) -> Tensor:
@@ -430,7 +462,7 @@ def fit_highway(net: ForecasterNet, series: list, *, max_windows: int = 200_000,
 
     ``series``: one (T, O+Cp) array per series (scaled, training rows only). The highway's
     windows are p values predicting the next one (autoregressive) or the next K (direct), relative
-    to the newest value and shared by every series and column (`LinearBaseline` with
+    to the newest value, one map per fed column shared by every series (`LinearBaseline` with
     ``subtract_last``). With the head's weights at zero the untrained model *is* that linear
     autoregression, with the head's bias set to the distribution of its residuals (their spread or
     quantiles, for the probabilistic losses); training then fits the LSTM to what it leaves.
@@ -453,14 +485,32 @@ def fit_highway(net: ForecasterNet, series: list, *, max_windows: int = 200_000,
     # (W, p, Z) windows and (W, width, Z) what follows each
     x = np.stack([series[i][s : s + p] for i, s in starts])
     y = np.stack([series[i][s + p : s + p + width] for i, s in starts])
-    base = LinearBaseline(p, width, subtract_last=True).fit(x, y)
+    # one least-squares map per column, each from that column's own past
+    base = ColumnBaselines(
+        [LinearBaseline(p, width, subtract_last=True).fit(x[..., z : z + 1], y[..., z : z + 1])
+         for z in range(x.shape[2])]
+    )  # fmt: skip
     with torch.no_grad():
-        # LinearBaseline weight (p, W) -> nn.Linear weight (W, p)
-        net.highway.weight.copy_(torch.from_numpy(base.weight.T.astype(np.float32)))
-        net.highway.bias.copy_(torch.from_numpy(base.bias.astype(np.float32)))
+        for z, b in enumerate(base.columns):
+            # LinearBaseline weight (p, W) -> the column's (W, p)
+            net.highway.weight[z].copy_(torch.from_numpy(b.weight.T.astype(np.float32)))
+            net.highway.bias[z].copy_(torch.from_numpy(b.bias.astype(np.float32)))
         net.head.weight.zero_()
         net.head.bias.copy_(torch.from_numpy(_residual_head_bias(c, y - base.predict(x))))
     return base
+
+
+class ColumnBaselines:
+    """`fit_highway`'s least-squares maps, one `LinearBaseline` per fed column."""
+
+    def __init__(self, columns: list) -> None:
+        self.columns = columns
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(B, p, Z) -> (B, width, Z): each column from its own past."""
+        return np.concatenate(
+            [b.predict(x[..., z : z + 1]) for z, b in enumerate(self.columns)], axis=-1
+        )
 
 
 def _residual_head_bias(c: ForecasterConfig, resid) -> np.ndarray:
