@@ -320,3 +320,23 @@ def test_cli_export_then_forecast_with_onnx(ett, tmp_path, capsys):
     args2 = ["forecast", str(tmp_path / "m2"), "--history", str(hist), "--horizon", "5"]
     assert main([*args2, "--output", str(tmp_path / "x.csv"), "--backend", "onnx"]) == 2
     assert "exported from other weights" in capsys.readouterr().err
+
+
+def test_a_student_t_forecast_reports_its_standard_deviation_not_its_scale(air, tmp_path):
+    fc = Forecaster(
+        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=1, loss="student_t",
+        highway=12, seed=0,
+    ).fit(air, train_end=108, val_end=126)  # fmt: skip
+    d = fc.save(tmp_path / "t")
+    export_onnx(d)
+    hist = SeriesData(target=air.target[:100], future_cov=air.future_cov[:100])
+    cov = air.future_cov[100:118]
+    a = fc.forecast(hist, 18, future_cov=cov)
+    b = OnnxForecaster(d / "model.onnx").forecast(hist, 18, future_cov=cov)
+    for r in (a, b):
+        assert (r["df"] > 2).all()
+        np.testing.assert_allclose(
+            r["std"], r["scale"] * np.sqrt(r["df"] / (r["df"] - 2)), rtol=1e-6
+        )
+        assert (r["std"] > r["scale"]).all()  # a t's std exceeds its scale
+    np.testing.assert_allclose(b["std"], a["std"], rtol=1e-4)

@@ -29,6 +29,7 @@ from ..models.forecaster import (
     forecast_loss,
 )
 from ..shapes import as_float32_2d
+from ..train import forecast_metrics as FM
 from ..train.loop import TrainConfig, TrainResult, fit
 
 KIND = "forecaster"
@@ -484,7 +485,9 @@ class Forecaster:
             if c.loss == "quantile":
                 result["quantiles"] = {q: params[..., i] for i, q in enumerate(c.quantiles)}
             if c.loss in ("gaussian", "student_t"):
-                result["std"] = params[..., 1]
+                result["std"] = FM.distribution_std(c.loss, params)
+            if c.loss == "student_t":
+                result["scale"], result["df"] = params[..., 1], params[..., 2]
             if samples:
                 g = torch.Generator().manual_seed(seed)
                 torch.manual_seed(seed)
@@ -616,7 +619,6 @@ def backtest(
 ) -> dict:
     """Rolling-origin backtest on [val_end, test_end) of each series: model and baselines, same windows."""
     from ..models import baselines as BL  # noqa: N812
-    from ..train import forecast_metrics as FM
 
     N = fc.config.lookback
     O = fc.config.n_targets

@@ -29,6 +29,7 @@ import numpy as np
 from ..data.scaling import StandardScaler
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..shapes import as_float32_2d, check_feature_counts
+from ..train import forecast_metrics as FM
 
 METADATA_KEY = "seqshape"
 ONNX_FORMAT = "seqshape-onnx"
@@ -459,7 +460,9 @@ class OnnxForecaster(_OnnxModel):
             if self.loss == "quantile":
                 res["quantiles"] = {q: orig[..., i] for i, q in enumerate(self.quantiles)}
             if self.loss in ("gaussian", "student_t"):
-                res["std"] = orig[..., 1]
+                res["std"] = FM.distribution_std(self.loss, orig)
+            if self.loss == "student_t":
+                res["scale"], res["df"] = orig[..., 1], orig[..., 2]
             results.append(res)
         return results
 
