@@ -144,7 +144,23 @@ def make_windows(
 
 
 class Forecaster:
-    """An LSTM forecaster, autoregressive through the LSTM by default (see models/forecaster.py)."""
+    """An LSTM forecaster, autoregressive through the LSTM by default (see models/forecaster.py).
+
+    Model: ``lookback`` N history steps, training ``horizon`` K (an autoregressive model forecasts
+    any K later), ``strategy`` "autoregressive" | "direct", ``loss`` "mse" | "gaussian" |
+    "student_t" | "quantile" (with ``quantiles``), ``hidden_size``, ``num_layers``, ``dropout``,
+    ``cell``, ``window_norm`` "last" | "mean" | "none" (the per-window level the LSTM does not see).
+    ``highway`` P > 0: a linear autoregression over the last P values beside the LSTM, solved by
+    least squares before training (``train_highway=False`` keeps it fixed); ``keep_start`` keeps
+    that fitted start unless an epoch beats it on validation. On ETTh1 and AirPassengers
+    ``highway=lookback`` was far better than the LSTM alone (README, "Forecasting").
+
+    Training: ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``patience`` (early stopping),
+    ``lr_schedule`` "plateau" (halve after ``lr_patience`` stalled epochs) | "cosine", ``seed``,
+    ``sampling_ratio`` (scheduled sampling), ``stride`` and ``max_windows_per_epoch`` (which
+    training windows an epoch uses), ``global_scaling`` (one scaler for all series instead of one
+    each), ``threads``, ``progress``.
+    """
 
     def __init__(
         self,
