@@ -380,3 +380,13 @@ def test_cli_quantile_forecast_notes_one_step_bands_and_samples_widen(shared_dat
     q_band = [float(r["OT_q0.9"]) - float(r["OT_q0.1"]) for r in rows]
     assert min(q_band) > 0  # the start's residual quantiles, not a zero-width band
     assert np.mean(band[-6:]) > 1.5 * np.mean(band[:6])  # sample paths carry uncertainty forward
+    # a history shorter than the lookback (48): refused, one line, nothing written; or allowed
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join(lines[:31]) + "\n")
+    p = run("forecast", out, "--history", short, "--horizon", "12", "--output",
+            tmp_path / "c.csv", check=False)  # fmt: skip
+    assert p.returncode == 2 and not (tmp_path / "c.csv").exists()
+    assert "the history has 30 rows; this model reads lookback=48 rows" in p.stderr
+    run("forecast", out, "--history", short, "--horizon", "12", "--output", tmp_path / "c.csv",
+        "--allow-short-history")  # fmt: skip
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 13

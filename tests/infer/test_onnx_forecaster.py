@@ -193,16 +193,18 @@ def test_onnx_forecaster_matches_forecaster_forecast(air_model, air):
     scale = float(fc.scaling.z_std[0, 0])  # compare in scaled units: passengers are in hundreds
     np.testing.assert_allclose(b["point"] / scale, a["point"] / scale, rtol=0, atol=1e-4)
     np.testing.assert_allclose(b["std"] / scale, a["std"] / scale, rtol=0, atol=1e-4)
-    # histories of several lengths in one batch: each answer as if forecast alone
+    # histories of several lengths in one batch (1 is below the lookback of 24, so it must be
+    # allowed): each answer as if forecast alone
     ns = [100, 37, 1, 64]
     many = onnx_fc.forecast_many(
         [SeriesData(target=air.target[:n], future_cov=air.future_cov[:n]) for n in ns],
         K_LONG,
         future_cov=[air.future_cov[n : n + K_LONG] for n in ns],
+        allow_short=True,
     )
     for n, r in zip(ns, many):
         hist = SeriesData(target=air.target[:n], future_cov=air.future_cov[:n])
-        ref = fc.forecast(hist, K_LONG, future_cov=air.future_cov[n : n + K_LONG])
+        ref = fc.forecast(hist, K_LONG, future_cov=air.future_cov[n : n + K_LONG], allow_short=True)
         np.testing.assert_allclose(r["point"] / scale, ref["point"] / scale, rtol=0, atol=1e-4)
     np.testing.assert_allclose(many[0]["point"], b["point"], rtol=0, atol=1e-6)
 
@@ -340,3 +342,17 @@ def test_a_student_t_forecast_reports_its_standard_deviation_not_its_scale(air, 
         )
         assert (r["std"] > r["scale"]).all()  # a t's std exceeds its scale
     np.testing.assert_allclose(b["std"], a["std"], rtol=1e-4)
+
+
+def test_a_history_shorter_than_the_lookback_is_refused_unless_allowed(air_model, air):
+    fc, d = air_model
+    onnx_fc = OnnxForecaster(d / "model.onnx")
+    short = SeriesData(target=air.target[:23], future_cov=air.future_cov[:23], name="recent")
+    cov = air.future_cov[23:29]
+    for run in (fc.forecast, onnx_fc.forecast):
+        with pytest.raises(DataError, match="recent: the history has 23 rows; this model reads "
+                           "lookback=24 rows"):  # fmt: skip
+            run(short, 6, future_cov=cov)
+        assert run(short, 6, future_cov=cov, allow_short=True)["point"].shape == (6, 1)
+    enough = SeriesData(target=air.target[:24], future_cov=air.future_cov[:24])
+    assert fc.forecast(enough, 6, future_cov=air.future_cov[24:30])["point"].shape == (6, 1)

@@ -20,6 +20,7 @@ import torch
 from .. import __version__, runtime
 from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
 from ..batching import Batch
+from ..data.series import check_history_length
 from ..errors import ConfigError, DataError, ShapeError
 from ..models.forecaster import (
     ColumnHighway,
@@ -446,18 +447,22 @@ class Forecaster:
         future_cov: np.ndarray | None = None,
         samples: int = 0,
         seed: int = 0,
+        allow_short: bool = False,
     ) -> dict:
         """Forecast ``k`` steps after the end of ``history`` (original units).
 
+        ``history`` needs at least ``lookback`` rows, the window length the model was trained on;
+        ``allow_short=True`` forecasts from fewer (at least 1: the LSTM reads any length, the
+        highway repeats the first value), which the model never saw in training.
         ``future_cov`` (K, Cf) are the known covariates of the K future rows (required when Cf > 0).
-        Returns {"point": (K, O)} plus "quantiles" {q: (K, O)} for a quantile head, "std" for a
-        Gaussian head, and "samples" (S, K, O) sample paths when ``samples`` > 0.
+        Returns {"point": (K, O)} plus "quantiles" {q: (K, O)} for a quantile head, "std" (and
+        "scale", "df" for a Student-t head), and "samples" (S, K, O) sample paths when
+        ``samples`` > 0.
         """
         self._check_fitted()
         c = self.config
         N = len(history.target)
-        if N < 1:
-            raise DataError(f"{history.name}: expected at least 1 history row, got 0")
+        check_history_length(history.name, N, c.lookback, allow_short)
         if c.n_future:
             if future_cov is None:
                 raise DataError(

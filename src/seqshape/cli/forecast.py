@@ -396,6 +396,14 @@ def forecast_cmd(
             help="CSV with the K future rows of known covariates (not needed for 'auto').",
         ),
     ] = None,
+    allow_short_history: Annotated[
+        bool,
+        typer.Option(
+            "--allow-short-history",
+            help="Forecast from a history shorter than the model's lookback (never seen in "
+            "training); refused by default.",
+        ),
+    ] = False,
     threads: Threads = None,
     backend: Annotated[
         str,
@@ -405,7 +413,8 @@ def forecast_cmd(
         ),
     ] = "torch",
 ) -> None:
-    """Forecast the next K steps after the end of each series in --history."""
+    """Forecast the next K steps after the end of each series in --history (each series needs at
+    least the model's lookback rows)."""
     from ..api.forecaster import Forecaster
     from ..data import series as S
 
@@ -456,9 +465,14 @@ def forecast_cmd(
                 fcov = fr.target[min(i, len(fr.target) - 1)][:horizon]
         idx = fc.series_names.index(s.name) if s.name in fc.series_names else 0
         if runner is not None:
-            res = runner.forecast(s, horizon, series_index=idx, future_cov=fcov)
+            res = runner.forecast(
+                s, horizon, series_index=idx, future_cov=fcov, allow_short=allow_short_history
+            )
         else:
-            res = fc.forecast(s, horizon, series_index=idx, future_cov=fcov, samples=samples)
+            res = fc.forecast(
+                s, horizon, series_index=idx, future_cov=fcov, samples=samples,
+                allow_short=allow_short_history,
+            )  # fmt: skip
         names = spec["target"]
         for k in range(horizon):
             row = {"series": s.name, "timestamp": str(pd.Timestamp(ts[k]))}

@@ -1173,3 +1173,15 @@ def _mean_std(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     std = a.std(axis=0)
     std[(a.min(axis=0) == a.max(axis=0)) | (std == 0.0)] = 1.0
     return mean, std
+
+
+def check_history_length(name: str, n: int, lookback: int, allow_short: bool) -> None:
+    """DataError for a history the model cannot read as trained (shared by every runner)."""
+    if n < 1:
+        raise DataError(f"{name}: expected at least 1 history row, got 0")
+    if n < lookback and not allow_short:
+        raise DataError(
+            f"{name}: the history has {n} rows; this model reads lookback={lookback} rows (the "
+            f"window length it was trained on): give at least {lookback}, or allow a shorter "
+            f"history explicitly (allow_short=True, --allow-short-history)"
+        )

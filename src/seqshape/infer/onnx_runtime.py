@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.scaling import StandardScaler
+from ..data.series import check_history_length
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..shapes import as_float32_2d, check_feature_counts
 from ..train import forecast_metrics as FM
@@ -272,6 +273,7 @@ class OnnxForecaster(_OnnxModel):
         )
         self.n_fed = self.n_targets + self.n_past
         self.horizon = int(c["horizon"])
+        self.lookback = int(c["lookback"])
         self.point_index = int(meta["point_index"])
         # P: distribution parameters per predicted value
         self.n_params = {"mse": 1, "gaussian": 2, "student_t": 3}.get(
@@ -386,7 +388,9 @@ class OnnxForecaster(_OnnxModel):
             )
         return series_index
 
-    def _arrays(self, history, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _arrays(
+        self, history, name: str, allow_short: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A SeriesData-like history (or a target array) -> target (N, O), past (N, Cp), known
         covariates (N, Cf)."""
         if isinstance(history, np.ndarray) or isinstance(history, list):
@@ -396,8 +400,7 @@ class OnnxForecaster(_OnnxModel):
             target = _float_2d(history.target, f"{name}.target")
             past, fut = getattr(history, "past_cov", None), getattr(history, "future_cov", None)
         N = len(target)
-        if N < 1:
-            raise DataError(f"{name}: expected at least 1 history row, got 0")
+        check_history_length(name, N, self.lookback, allow_short)
         past = np.zeros((N, 0), np.float32) if past is None else _float_2d(past, f"{name}.past_cov")
         fut = np.zeros((N, 0), np.float32) if fut is None else _float_2d(fut, f"{name}.future_cov")
         got = (target.shape[1], past.shape[1], fut.shape[1])
@@ -415,8 +418,10 @@ class OnnxForecaster(_OnnxModel):
         *,
         series_index: int | list[int] = 0,
         future_cov: list | None = None,
+        allow_short: bool = False,
     ) -> list[dict]:
-        """`forecast` for many histories at once (batched, any lengths); one dict per history."""
+        """`forecast` for many histories at once (batched, any lengths of at least ``lookback``,
+        or fewer with ``allow_short``); one dict per history."""
         n = len(histories)
         rows = [series_index] * n if isinstance(series_index, (int, np.integer)) else series_index
         if len(rows) != n:
@@ -428,7 +433,7 @@ class OnnxForecaster(_OnnxModel):
             )
         zs, fs, scale_rows = [], [], []
         for i, h in enumerate(histories):
-            target, past, fut = self._arrays(h, f"histories[{i}]")
+            target, past, fut = self._arrays(h, f"histories[{i}]", allow_short)
             r = self._row(int(rows[i]))
             scale_rows.append(r)
             # (N, O+Cp) scaled with the series' own statistics, float32 as in training
@@ -467,7 +472,13 @@ class OnnxForecaster(_OnnxModel):
         return results
 
     def forecast(
-        self, history, k: int, *, series_index: int = 0, future_cov: np.ndarray | None = None
+        self,
+        history,
+        k: int,
+        *,
+        series_index: int = 0,
+        future_cov: np.ndarray | None = None,
+        allow_short: bool = False,
     ) -> dict:
         """Forecast ``k`` steps after the end of ``history`` (original units), as
         `Forecaster.forecast` does: {"point": (K, O), "params": (K, O, P)} plus "quantiles"
@@ -477,7 +488,9 @@ class OnnxForecaster(_OnnxModel):
         or a (N, O) target array; ``future_cov`` (K, Cf) the known covariates of the K rows.
         """
         fc = None if future_cov is None else [future_cov]
-        return self.forecast_many([history], k, series_index=series_index, future_cov=fc)[0]
+        return self.forecast_many(
+            [history], k, series_index=series_index, future_cov=fc, allow_short=allow_short
+        )[0]
 
 
 # -- seq2seq --------------------------------------------------------------------------------------

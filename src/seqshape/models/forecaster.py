@@ -54,7 +54,7 @@ class ForecasterConfig:
     n_targets: int  # O
     n_past: int = 0  # Cp
     n_future: int = 0  # Cf
-    lookback: int  # N used in training (inference accepts any history >= 1 step)
+    lookback: int  # N used in training; `Forecaster.forecast` asks for >= N history rows
     horizon: int  # K used in training (autoregressive: any K at inference)
     hidden_size: int = 64
     num_layers: int = 2
