@@ -552,6 +552,9 @@ def test_forecaster_described_and_forecast_round_trip(fserver, forecaster):
         json={"history": [[1.0]], "k": 2, "future_covariates": [[1.0], [2.0]]},
     )
     assert r.status_code == 422 and "future_covariates: model 'air' has no known" in r.text
+    n = fc.config.lookback - 1
+    r = fserver.http.post("/v1/models/air/forecast", json={"history": y[:n].tolist(), "k": 3})
+    assert r.status_code == 422 and f"the history has {n} rows" in r.text
 
 
 def _stream_results(live, sid: str, y: np.ndarray, chunks, seq0: int = 0, i0: int = 0):
