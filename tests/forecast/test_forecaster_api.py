@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from seqshape import DataError, datasets
+from seqshape import ConfigError, DataError, datasets
 from seqshape.api.forecaster import Forecaster, SeriesData, make_windows
 from seqshape.data.series import read_series_csv
 
@@ -390,3 +390,34 @@ def test_cli_quantile_forecast_notes_one_step_bands_and_samples_widen(shared_dat
     run("forecast", out, "--history", short, "--horizon", "12", "--output", tmp_path / "c.csv",
         "--allow-short-history")  # fmt: skip
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 13
+
+
+def test_sample_path_bands_hold_their_level_on_paths_the_model_could_have_drawn(air):
+    from seqshape.api.forecaster import sample_interval_scores
+
+    fc = Forecaster(
+        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=2, seed=0, loss="gaussian",
+        global_scaling=True,
+    ).fit(air, train_end=108, val_end=126)  # fmt: skip
+    # 400 futures drawn from the model itself (seed 1) after one 24-row history ...
+    hist = SeriesData(target=air.target[36:60], future_cov=air.future_cov[36:60])
+    paths = fc.forecast(hist, 6, future_cov=air.future_cov[60:66], samples=400, seed=1)["samples"]
+    series = [
+        SeriesData(target=np.concatenate([air.target[:60], p]), future_cov=air.future_cov[:66])
+        for p in paths
+    ]
+    win = make_windows([(60, 66)] * len(series), 24, 6)
+    assert len(win) == 400 and set(win.start) == {36}
+    # ... so the 10-90% band of 200 other draws (seed 2) must hold about 80% of them
+    s = sample_interval_scores(fc, series, win, 6, 200, seed=2)
+    assert s["level"] == 0.8 and s["samples"] == 200
+    assert abs(s["coverage"] - 0.8) < 0.05, s
+    # a point model has no distribution to draw from
+    with pytest.raises(ConfigError, match="sample paths need an autoregressive model"):
+        sample_interval_scores(_mse_model(air), series, win, 6, 10)
+
+
+def _mse_model(air):
+    return Forecaster(lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=1).fit(
+        air, train_end=108, val_end=126
+    )

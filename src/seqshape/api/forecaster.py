@@ -635,10 +635,60 @@ def interval_scores(net, params: np.ndarray, truth: np.ndarray, *, seed: int = 0
     }
 
 
-def backtest(
-    fc, series, train_end, val_end, test_end, horizons: list[int], season: int | None = None
+def sample_interval_scores(
+    fc, series, win: Windows, k: int, samples: int, *, level: float = 0.8, seed: int = 0
 ) -> dict:
-    """Rolling-origin backtest on [val_end, test_end) of each series: model and baselines, same windows."""
+    """Coverage of the central ``level`` band of ``samples`` sample paths per window (scaled
+    units): each path feeds its own draws back, so the band widens with the horizon as the
+    per-step intervals do not. Autoregressive probabilistic models only."""
+    c = fc.config
+    if c.strategy != "autoregressive" or c.loss == "mse":
+        raise ConfigError(
+            "samples: sample paths need an autoregressive model with a probabilistic head "
+            f"(this one: strategy {c.strategy!r}, loss {c.loss!r})"
+        )
+    scaled = fc._scaled(series)
+    O, lo_q = c.n_targets, (1.0 - level) / 2
+    inside, width, count = 0.0, 0.0, 0
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    per = max(1, 16384 // samples)  # windows per pass: S·B paths at a time
+    fc.net.eval()
+    with torch.no_grad():
+        for b in range(0, len(win), per):
+            idx = np.arange(b, min(b + per, len(win)))
+            hist, fut, cov = fc._gather(scaled, win, idx, k)
+            # (S, B, K, Z) paths -> their (B, K, O) band
+            paths = fc.net.forecast(
+                hist, k, cov if c.n_future else None, samples=samples, generator=g
+            )[..., :O].numpy()
+            lo, hi = np.quantile(paths, [lo_q, 1.0 - lo_q], axis=0)
+            y = fut[..., :O].numpy()
+            inside += float(((y >= lo) & (y <= hi)).sum())
+            width += float((hi - lo).sum())
+            count += y.size
+    return {
+        "level": level,
+        "coverage": inside / max(count, 1),
+        "width": width / max(count, 1),
+        "samples": samples,
+    }
+
+
+def backtest(
+    fc,
+    series,
+    train_end,
+    val_end,
+    test_end,
+    horizons: list[int],
+    season: int | None = None,
+    samples: int = 0,
+) -> dict:
+    """Rolling-origin backtest on [val_end, test_end) of each series: model and baselines, same windows.
+
+    ``samples`` > 0 (autoregressive probabilistic models): also the coverage of the 10-90% band
+    of that many sample paths per window ("sample_interval")."""
     from ..models import baselines as BL  # noqa: N812
 
     N = fc.config.lookback
@@ -688,6 +738,8 @@ def backtest(
             }
         if fc.config.loss != "mse":
             row["model"]["interval"] = interval_scores(fc.net, pred["params"], truth)
+        if samples:
+            row["model"]["sample_interval"] = sample_interval_scores(fc, series, win, K, samples)
         out["by_horizon"][str(K)] = {
             **row["model"],
             "baselines": {k: v for k, v in row.items() if k != "model"},

@@ -72,12 +72,24 @@ def evaluate(
         str | None,
         typer.Option("--horizons", help="Forecasters: horizons K to backtest, e.g. 24,48,168."),
     ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            help="Autoregressive probabilistic forecasters: also score the 10-90% band of S "
+            "sample paths per window (its coverage widens with K as per-step intervals do not).",
+        ),
+    ] = 0,
 ) -> None:
     """Evaluate a trained model on labelled data (metrics as a table, or JSON with --json)."""
     mod = _kind_module(model_dir)
     opts = {"beam": beam} if beam is not None else {}
     if horizons is not None:
         opts["horizons"] = horizons
+    if samples:
+        if mod.__name__.rsplit(".", 1)[-1] != "forecast":
+            raise ConfigError("--samples: only forecasters draw sample paths")
+        opts["samples"] = samples
     result = mod.evaluate(model_dir, data, missing=missing, threads=threads, **opts)
     if as_json:
         typer.echo(json.dumps(result, allow_nan=False))

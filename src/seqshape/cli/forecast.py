@@ -318,7 +318,14 @@ def train_forecast(
 
 
 def evaluate(
-    model_dir: Path, data: Path, *, missing: str = "error", threads=None, horizons=None, **_
+    model_dir: Path,
+    data: Path,
+    *,
+    missing: str = "error",
+    threads=None,
+    horizons=None,
+    samples: int = 0,
+    **_,
 ) -> dict:
     from ..api.forecaster import Forecaster, backtest
 
@@ -335,7 +342,9 @@ def evaluate(
     hs = [int(h) for h in _cols(horizons)] if horizons else [fc.config.horizon]
     if fc.config.strategy == "direct" and any(h != fc.config.horizon for h in hs):
         raise ConfigError(f"--horizons: a direct model forecasts exactly K={fc.config.horizon}")
-    result = backtest(fc, series, sp["train_end"], sp["val_end"], sp["test_end"], hs)
+    result = backtest(
+        fc, series, sp["train_end"], sp["val_end"], sp["test_end"], hs, samples=samples
+    )
     result["model"] = str(model_dir)
     result["data"] = str(data)
     return result
@@ -359,6 +368,12 @@ def print_report(result: dict) -> None:
             console.print(
                 f"{iv['level']:.0%} interval: holds {iv['coverage']:.1%} of the true values, "
                 f"mean width {iv['width']:.3f}{pinball} (scaled units)"
+            )
+        if "sample_interval" in row:
+            iv = row["sample_interval"]
+            console.print(
+                f"{iv['level']:.0%} band of {iv['samples']} sample paths: holds "
+                f"{iv['coverage']:.1%} of the true values, mean width {iv['width']:.3f}"
             )
 
 
