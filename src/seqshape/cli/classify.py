@@ -20,6 +20,7 @@ from . import app, train_app
 from .common import (
     SHARED_KEYS,
     BatchSize,
+    Cell,
     CheckpointEvery,
     ConfigFile,
     Epochs,
@@ -72,7 +73,7 @@ def train_classify(
     pooling: Annotated[
         str | None, typer.Option("--pooling", help="Sequence summary: last | mean | attention.")
     ] = None,
-    cell: Annotated[str | None, typer.Option("--cell", help="Recurrent cell: lstm | gru.")] = None,
+    cell: Cell = None,
     dropout: Annotated[
         float | None, typer.Option("--dropout", help="Dropout between layers and before the head.")
     ] = None,

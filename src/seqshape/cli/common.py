@@ -24,6 +24,8 @@ Seed = Annotated[
 ]
 Hidden = Annotated[int | None, typer.Option("--hidden", help="LSTM hidden size H.")]
 Layers = Annotated[int | None, typer.Option("--layers", help="Stacked LSTM layers L.")]
+Cell = Annotated[str | None, typer.Option("--cell", help="Recurrent cell: lstm | gru.")]
+Dropout = Annotated[float | None, typer.Option("--dropout", help="Dropout rate.")]
 ConfigFile = Annotated[
     Path | None,
     typer.Option(

@@ -21,7 +21,9 @@ from . import app, train_app
 from .common import (
     SHARED_KEYS,
     BatchSize,
+    Cell,
     ConfigFile,
+    Dropout,
     Epochs,
     Hidden,
     Layers,
@@ -194,9 +196,6 @@ def train_forecast(
             "unless an epoch beats it (default: keep).",
         ),
     ] = None,
-    dropout: Annotated[
-        float | None, typer.Option("--dropout", help="Dropout between LSTM layers (default 0).")
-    ] = None,
     lr_schedule: Annotated[
         str | None,
         typer.Option(
@@ -229,6 +228,8 @@ def train_forecast(
     seed: Seed = None,
     hidden: Hidden = None,
     layers: Layers = None,
+    cell: Cell = None,
+    dropout: Dropout = None,
     config: ConfigFile = None,
     threads: Threads = None,
     progress: Progress = True,
@@ -256,6 +257,7 @@ def train_forecast(
             train_highway=None if freeze_highway is None else not freeze_highway,
             keep_start=keep_start,
             dropout=dropout,
+            cell=cell,
             lr_schedule=lr_schedule,
         ),
         FORECAST_KEYS,

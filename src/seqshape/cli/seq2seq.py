@@ -28,7 +28,9 @@ from . import app, train_app
 from .common import (
     SHARED_KEYS,
     BatchSize,
+    Cell,
     ConfigFile,
+    Dropout,
     Epochs,
     Hidden,
     Layers,
@@ -80,8 +82,6 @@ Val = Annotated[
 Test = Annotated[
     Path | None, typer.Option("--test", help="Test data, evaluated once after training.")
 ]
-Cell = Annotated[str | None, typer.Option("--cell", help="Recurrent cell: lstm | gru.")]
-Dropout = Annotated[float | None, typer.Option("--dropout", help="Dropout rate.")]
 Beam = Annotated[
     int | None, typer.Option("--beam", help="Beam size for decoding (1 = greedy; tokens only).")
 ]
