@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/airpassengers_highway.py [--seeds 0,1,2] [--threads 1]
 
-The demo's split and model (`seqshape demo`: train 1949-57, validate 1958, backtest 1959-60 at
-K=12; lookback 24, H=32, 1 layer, batch 16, lr 3e-3, up to 60 epochs, patience 15). Rows: the
-LSTM alone, the LSTM with `highway=24` (least-squares start kept unless an epoch beats it), that
+The demo's split and model, imported from it (`seqshape demo`: train 1949-57, validate 1958,
+backtest 1959-60 at K=12; lookback 24, H=32, 1 layer, batch 16, lr 3e-3, up to 60 epochs,
+patience 15). Rows: the LSTM alone, the LSTM with `highway=24` (least-squares start kept unless an epoch beats it), that
 model's start (the highway alone, LSTM head at zero), and the naive, seasonal naive and linear
 baselines on the same windows. MSE on the standardized scale. Prints a markdown table and one
 JSON line.
@@ -27,32 +27,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
-    from seqshape import datasets
     from seqshape.api.forecaster import Forecaster, backtest
-    from seqshape.cli.forecast import frame_to_series, read_frame
+    from seqshape.cli.forecast import DEMO_FORECASTER, demo_air_data
     from seqshape.models.forecaster import fit_highway
 
-    spec = {
-        "target": ["#Passengers"],
-        "past_covariates": [],
-        "future_covariates": "auto",
-        "time_column": None,
-        "series_column": None,
-        "missing": "error",
-    }
-    frame = read_frame(datasets.path("AirPassengers.csv"), spec)
-    series = frame_to_series(frame)
-    tr, va, te = [108], [120], [144]
+    _, frame, series, (tr, va, te) = demo_air_data()
     seeds = [int(s) for s in args.seeds.split(",")]
     rows: dict[str, list[float]] = {"LSTM alone": [], "LSTM + highway": [], "highway alone": []}
     picked, baselines, seconds = [], {}, {}
     for name, highway in (("LSTM alone", 0), ("LSTM + highway", args.highway)):
         t0 = time.perf_counter()
         for seed in seeds:
-            fc = Forecaster(
-                lookback=24, horizon=12, hidden_size=32, num_layers=1, epochs=60, patience=15,
-                batch_size=16, lr=3e-3, seed=seed, threads=args.threads, highway=highway,
-            )  # fmt: skip
+            opts = {**DEMO_FORECASTER, "highway": highway}
+            fc = Forecaster(**opts, seed=seed, threads=args.threads)
             fc.meta = {"freq": frame.freq}
             fc.fit(series, train_end=tr, val_end=va)
             r = backtest(fc, series, tr, va, te, [12])

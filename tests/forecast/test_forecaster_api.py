@@ -95,6 +95,15 @@ def test_errors_too_short_nan_missing_covariates(air, fitted):
         fitted.forecast(SeriesData(target=air.target[:50], future_cov=air.future_cov[:50]), 5)
 
 
+def ett_excerpt(shared_data, tmp_path, n_lines: int):
+    """The first ``n_lines`` lines of the real ETTh1.csv (header included), written to
+    tmp_path/ett.csv -> (the lines, the file)."""
+    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()[:n_lines]
+    data = tmp_path / "ett.csv"
+    data.write_text("\n".join(lines) + "\n")
+    return lines, data
+
+
 def run(*args, check=True):
     p = subprocess.run(
         [sys.executable, "-m", "seqshape", *map(str, args)],
@@ -109,9 +118,7 @@ def run(*args, check=True):
 
 
 def test_cli_train_evaluate_forecast_on_etth1_excerpt(shared_data, tmp_path):
-    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()[:1501]
-    data = tmp_path / "ett.csv"
-    data.write_text("\n".join(lines) + "\n")
+    lines, data = ett_excerpt(shared_data, tmp_path, 1501)
     out = tmp_path / "m"
     run(
         "train",
@@ -254,9 +261,7 @@ def test_a_highway_model_whose_lstm_helps_keeps_the_trained_epoch(air):
 
 
 def test_cli_highway_flags_reach_the_model_and_bad_schedule_is_refused(shared_data, tmp_path):
-    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()[:1501]
-    data = tmp_path / "ett.csv"
-    data.write_text("\n".join(lines) + "\n")
+    lines, data = ett_excerpt(shared_data, tmp_path, 1501)
     common = ["--data", data, "--target", "OT", "--lookback", "48", "--horizon", "12"]
     common += ["--epochs", "2", "--hidden", "8", "--layers", "2", "--no-progress"]
     out = tmp_path / "m"
@@ -357,9 +362,7 @@ def test_cli_long_csv_global_model_forecasts_and_plots_every_series(shared_data,
 
 
 def test_cli_quantile_forecast_notes_one_step_bands_and_samples_widen(shared_data, tmp_path):
-    lines = (shared_data / "forecasting" / "ETTh1.csv").read_text().splitlines()[:1201]
-    data = tmp_path / "ett.csv"
-    data.write_text("\n".join(lines) + "\n")
+    lines, data = ett_excerpt(shared_data, tmp_path, 1201)
     out = tmp_path / "q"
     run(
         "train", "forecast", "--data", data, "--target", "OT", "--lookback", "48", "--horizon",

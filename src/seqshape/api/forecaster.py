@@ -636,7 +636,15 @@ def interval_scores(net, params: np.ndarray, truth: np.ndarray, *, seed: int = 0
 
 
 def sample_interval_scores(
-    fc, series, win: Windows, k: int, samples: int, *, level: float = 0.8, seed: int = 0
+    fc,
+    series,
+    win: Windows,
+    k: int,
+    samples: int,
+    *,
+    level: float = 0.8,
+    seed: int = 0,
+    scaled: list | None = None,
 ) -> dict:
     """Coverage of the central ``level`` band of ``samples`` sample paths per window (scaled
     units): each path feeds its own draws back, so the band widens with the horizon as the
@@ -647,7 +655,7 @@ def sample_interval_scores(
             "samples: sample paths need an autoregressive model with a probabilistic head "
             f"(this one: strategy {c.strategy!r}, loss {c.loss!r})"
         )
-    scaled = fc._scaled(series)
+    scaled = fc._scaled(series) if scaled is None else scaled  # a backtest's, already scaled
     O, lo_q = c.n_targets, (1.0 - level) / 2
     inside, width, count = 0.0, 0.0, 0
     g = torch.Generator().manual_seed(seed)
@@ -739,7 +747,9 @@ def backtest(
         if fc.config.loss != "mse":
             row["model"]["interval"] = interval_scores(fc.net, pred["params"], truth)
         if samples:
-            row["model"]["sample_interval"] = sample_interval_scores(fc, series, win, K, samples)
+            row["model"]["sample_interval"] = sample_interval_scores(
+                fc, series, win, K, samples, scaled=scaled
+            )
         out["by_horizon"][str(K)] = {
             **row["model"],
             "baselines": {k: v for k, v in row.items() if k != "model"},
