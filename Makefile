@@ -6,7 +6,10 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-dev
 RUNSTAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fmt bench clean
+PLAIN := .venv-plain
+PLAINSTAMP := $(PLAIN)/.installed
+
+.PHONY: demo test lint fmt bench clean plain
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +24,20 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	touch $(RUNSTAMP) $@
 
+# The plain package (no extras: no click, no server, no ONNX), as `pip install seqshape` gives it:
+# its console script must print help and turn a usage error into one line and exit 2.
+$(PLAINSTAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(PLAIN)
+	$(PLAIN)/bin/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(PLAIN)/bin/python -m pip install -q -c constraints.txt .
+	touch $@
+
+plain: $(PLAINSTAMP)
+	$(PLAIN)/bin/seqshape --help > /dev/null
+	$(PLAIN)/bin/seqshape --version
+	@out=$$($(PLAIN)/bin/seqshape train classify --epoch 1 2>&1); rc=$$?; echo "$$out"; \
+	  test $$rc -eq 2 && test $$(echo "$$out" | wc -l) -eq 1 || { echo "plain install: expected one line and exit 2, got exit $$rc"; exit 1; }
+
 demo: $(RUNSTAMP)
 	$(VENV)/bin/seqshape demo --out runs/demo
 
@@ -28,7 +45,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
 
-test: lint
+test: lint plain
 	SEQSHAPE_THREADS=1 $(VENV)/bin/pytest
 
 fmt: $(STAMP)
@@ -36,4 +53,4 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format src tests bench examples
 
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info
+	rm -rf $(VENV) $(PLAIN) runs build src/*.egg-info

@@ -31,6 +31,32 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("seqshape")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree
+            v = "unknown"
+        typer.echo(f"seqshape {v}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """LSTM sequence models of every input/output shape: train, evaluate, predict, forecast,
+    serve. Shapes use the legend B batch, T steps, F features, H hidden, N classes, K horizon."""
+
+
 # kind recorded in config.json -> the CLI module that evaluates/predicts with it
 KIND_MODULES: dict[str, str] = {
     "classifier": "seqshape.cli.classify",
@@ -147,28 +173,61 @@ def _register() -> None:
 _register()
 
 
+# typer >= 0.24 carries its own copy of click (typer._click); older ones use click itself. The
+# classes come from typer's exception hierarchy, so this works with both and never imports click.
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_error(e) -> int:
+    """A click usage error as one line on stderr (with the closest option, if any); exit 2."""
+    ctx = getattr(e, "ctx", None)
+    name = type(e).__name__
+    if name == "NoArgsIsHelpError" and ctx is not None:
+        typer.echo(ctx.get_help())  # bare `seqshape` or `seqshape train`: the help, exit 0
+        return 0
+    where = ctx.command_path if ctx is not None else "seqshape"
+    message = _one_line(e.format_message())
+    if name == "NoSuchOption" and getattr(e, "possibilities", None):
+        close = " or ".join(sorted(e.possibilities))
+        message = f"No such option: {e.option_name} (did you mean {close}?)"
+    hint = f" (see '{where} --help')" if ctx is not None else ""
+    typer.echo(f"{where}: error: {message}{hint}", err=True)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors -> one line on stderr, exit code 2."""
+    """Entry point: user errors (bad options, bad files) -> one line on stderr, exit code 2."""
     try:
         app(args=argv, prog_name="seqshape", standalone_mode=False)
     except SeqshapeError as e:
-        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+        typer.echo(f"error: {type(e).__name__}: {_one_line(e)}", err=True)
         return 2
+    except _UsageError as e:
+        return _usage_error(e)
+    except _ClickException as e:  # e.g. a file option click could not open
+        typer.echo(f"error: {_one_line(e.format_message())}", err=True)
+        return e.exit_code
+    except typer.Exit as e:
+        return e.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Exit):
-            return e.exit_code
-        raise
+    except OSError as e:
+        # a file the user named that cannot be opened, read or written (missing, a directory,
+        # permission denied, disk full): one line naming it; other OS errors keep their traceback
+        if e.filename is None or e.errno is None:
+            raise
+        target = e.filename if e.filename2 is None else f"{e.filename} -> {e.filename2}"
+        typer.echo(f"error: {target}: {e.strerror or e}", err=True)
+        return 2
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,11 +36,19 @@ ConfigFile = Annotated[
         "layers, ...); flags given on the command line win.",
     ),
 ]
+def _threads(value: int | None) -> int | None:
+    from ..limits import check_threads
+
+    return check_threads(value)
+
+
 Threads = Annotated[
     int | None,
     typer.Option(
         "--threads",
-        help="Compute threads (default: the cores other work leaves idle, from the 1-minute load average).",
+        help="Compute threads, 1 to the usable cores (default: the cores other work leaves idle, "
+        "from the 1-minute load average).",
+        callback=_threads,
     ),
 ]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
@@ -73,29 +83,173 @@ def checkpoint_dir(out: Path) -> Path:
 SHARED_KEYS = ("epochs", "batch_size", "lr", "seed", "hidden", "layers")
 
 
+@dataclass(frozen=True)
+class KeySpec:
+    """The type and range of one training option, as a flag and as a --config key alike.
+
+    ``kind`` is int, float, bool, str or "floats" (a list of numbers; a TOML array or a
+    comma-separated string). Numbers are checked against ``lo``/``hi`` (inclusive unless
+    ``open_lo``/``open_hi``); strings against ``choices``.
+    """
+
+    kind: Any
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+    open_hi: bool = False
+    choices: tuple[str, ...] | None = None
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        name = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+            self.kind, "a list of numbers"
+        )
+        if self.lo is None and self.hi is None:
+            return name
+        lo = "" if self.lo is None else f"{self.lo:g} {'<' if self.open_lo else '<='} "
+        hi = "" if self.hi is None else f" {'<' if self.open_hi else '<='} {self.hi:g}"
+        return f"{name}, {lo}x{hi}"
+
+    def _in_range(self, x: float) -> bool:
+        if not math.isfinite(x):
+            return False
+        if self.lo is not None and (x <= self.lo if self.open_lo else x < self.lo):
+            return False
+        return not (self.hi is not None and (x >= self.hi if self.open_hi else x > self.hi))
+
+    def check(self, value: Any) -> Any:
+        """``value`` as this option's type; ValueError(description) where it is not."""
+        k = self.kind
+        ok = False
+        if k is bool:
+            ok = isinstance(value, bool)
+        elif k is int:
+            ok = isinstance(value, int) and not isinstance(value, bool) and self._in_range(value)
+        elif k is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and self._in_range(float(value))
+            value = float(value) if ok else value
+        elif k is str:
+            ok = isinstance(value, str) and (self.choices is None or value in self.choices)
+        else:  # floats
+            items = value
+            if isinstance(value, str):
+                items = [v.strip() for v in value.split(",") if v.strip()]
+                try:
+                    items = [float(v) for v in items]
+                except ValueError:
+                    items = None
+            if isinstance(items, list | tuple) and items:
+                ok = all(
+                    isinstance(v, int | float)
+                    and not isinstance(v, bool)
+                    and self._in_range(float(v))
+                    for v in items
+                )
+                value = tuple(float(v) for v in items) if ok else value
+        if not ok:
+            raise ValueError(self.describe())
+        return value
+
+
+_POS = KeySpec(int, lo=1)
+_FRACTION = KeySpec(float, lo=0.0, hi=1.0, open_hi=True)
+_PROB = KeySpec(float, lo=0.0, hi=1.0)
+# Every training option a flag or a --config key can set: one table, so a TOML file is held to the
+# same types and ranges as the command line. The estimators check again (they are the API).
+KEY_SPECS: dict[str, KeySpec] = {
+    "epochs": _POS,
+    "batch_size": _POS,
+    "lr": KeySpec(float, lo=0.0, open_lo=True),
+    "seed": KeySpec(int, lo=0, hi=2**63 - 1),
+    "hidden": KeySpec(int, lo=1, hi=16384),
+    "layers": KeySpec(int, lo=1, hi=64),
+    "cell": KeySpec(str, choices=("lstm", "gru")),
+    "dropout": _FRACTION,
+    "bidirectional": KeySpec(bool),
+    "pooling": KeySpec(str, choices=("last", "mean", "attention")),
+    "patience": KeySpec(int, lo=0),
+    "lr_patience": KeySpec(int, lo=0),
+    "val_fraction": _FRACTION,
+    "weight_decay": KeySpec(float, lo=0.0),
+    "label_smoothing": _FRACTION,
+    "lookback": _POS,
+    "horizon": _POS,
+    "strategy": KeySpec(str, choices=("autoregressive", "direct")),
+    "loss": KeySpec(str, choices=("mse", "gaussian", "student_t", "quantile")),
+    "quantiles": KeySpec("floats", lo=0.0, hi=1.0, open_lo=True, open_hi=True),
+    "window_norm": KeySpec(str, choices=("none", "last", "mean")),
+    "highway": KeySpec(int, lo=0),
+    "train_highway": KeySpec(bool),
+    "keep_start": KeySpec(bool),
+    "lr_schedule": KeySpec(str, choices=("plateau", "cosine")),
+    "sampling_ratio": _PROB,
+    "max_windows_per_epoch": _POS,
+    "stride": _POS,
+    "attention": KeySpec(str, choices=("none", "additive", "general", "dot")),
+    "beam": _POS,
+    "length_penalty": KeySpec(float, lo=0.0, hi=10.0),
+    "embedding": _POS,
+    "teacher_forcing": _PROB,
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
 def merge_config(
     config_path: Path | None, cli: dict[str, Any], allowed: set[str]
 ) -> dict[str, Any]:
-    """Values from --config FILE.toml, overridden by flags given on the command line (not None)."""
+    """Values from --config FILE.toml, overridden by flags given on the command line (not None).
+
+    Every value, from the file or a flag, is checked against `KEY_SPECS`: a wrong type, range or
+    choice is a ConfigError naming the file and key (or the flag), what was expected and what came.
+    Nothing is coerced: ``lr = true`` or ``bidirectional = "yes"`` is an error, not 1.0 or True.
+    """
     merged: dict[str, Any] = {}
     if config_path is not None:
-        try:
-            with open(config_path, "rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{config_path}: no such config file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{config_path}: not valid TOML ({e})") from None
+        data = _read_toml(Path(config_path))
         # accept a [train] table or top-level keys; dashes or underscores
         table = data.get("train", data)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{config_path}: key 'train': expected a table, got {table!r}")
         for key, value in table.items():
             k = key.replace("-", "_")
             if k not in allowed:
                 raise ConfigError(
                     f"{config_path}: unknown key {key!r}; expected one of {', '.join(sorted(allowed))}"
                 )
-            merged[k] = value
+            merged[k] = _checked(k, value, f"{config_path}: key {key!r}")
     for k, v in cli.items():
         if v is not None:
-            merged[k] = v
+            merged[k] = _checked(k, v, "--" + k.replace("_", "-"))
     return merged
+
+
+def _checked(key: str, value: Any, where: str) -> Any:
+    spec = KEY_SPECS.get(key)
+    if spec is None:
+        return value
+    try:
+        return spec.check(value)
+    except ValueError as e:
+        shown = repr(value) if not isinstance(value, dict) else "a table"
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        raise ConfigError(f"{where}: expected {e}, got {shown}") from None
