@@ -12,8 +12,11 @@ free cores // LOCAL_WORLD_SIZE threads (at least 1).
 from __future__ import annotations
 
 import os
+import time
 
 import torch
+
+from .errors import ConfigError
 
 _configured: int | None = None
 
@@ -26,10 +29,49 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def cores_left(cores: int, load: float) -> int:
-    """``cores`` minus the ones other work keeps busy (``load``: the 1-minute load average,
-    rounded), at least 1."""
-    return max(1, cores - max(0, int(load + 0.5)))
+def cores_left(cores: int, busy: float) -> int:
+    """``cores`` minus the ones other work keeps busy (``busy``, in cores, rounded), at least 1."""
+    return max(1, cores - max(0, int(busy + 0.5)))
+
+
+def _cpu_times(cpus: set[int]) -> dict[int, tuple[int, int]]:
+    """(idle, total) jiffies of each CPU in ``cpus``, from /proc/stat."""
+    times: dict[int, tuple[int, int]] = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *fields = line.split()
+            if not name.startswith("cpu") or name == "cpu":
+                continue
+            cpu = int(name[3:])
+            if cpu in cpus:
+                v = [int(x) for x in fields[:8]]
+                times[cpu] = (v[3] + v[4], sum(v))  # idle + iowait, everything
+    return times
+
+
+def busy_cores(window: float = 0.15) -> float:
+    """How many of this process's usable cores other work keeps busy *now*, in cores.
+
+    Measured from /proc/stat over ``window`` seconds; unlike the 1-minute load average it does not
+    lag (right after another job ends, the machine reads as idle). Falls back to the load average
+    where /proc/stat cannot be read.
+    """
+    try:
+        cpus = os.sched_getaffinity(0)
+        before = _cpu_times(cpus)
+        time.sleep(window)
+        after = _cpu_times(cpus)
+        busy = 0.0
+        for cpu, (idle0, total0) in before.items():
+            idle1, total1 = after.get(cpu, (idle0, total0))
+            if total1 > total0:
+                busy += 1.0 - (idle1 - idle0) / (total1 - total0)
+        return busy
+    except (OSError, ValueError, AttributeError, IndexError):  # pragma: no cover - not Linux
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
 
 
 _free: int | None = None
@@ -38,17 +80,13 @@ _free: int | None = None
 def free_cores() -> int:
     """Cores not busy with other work when this process first asked, at least 1.
 
-    The usable cores minus the 1-minute load average (rounded): with another job holding one
-    of 2 cores, 1. Decided once per process, so that this process's own work, which the load
-    average soon includes, never lowers it later.
+    The usable cores minus the cores busy now (`busy_cores`, rounded): with another job holding one
+    of 2 cores, 1. Decided once per process, before this process's own work starts, so that its
+    own work never lowers it later.
     """
     global _free
     if _free is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # pragma: no cover - no load average on this platform
-            load = 0.0
-        _free = cores_left(usable_cores(), load)
+        _free = cores_left(usable_cores(), busy_cores())
     return _free
 
 
@@ -64,14 +102,16 @@ def configure(threads: int | None = None) -> int:
     """Flush denormals and set the intra-op thread count; return the thread count in force.
 
     ``threads`` defaults to the env var ``SEQSHAPE_THREADS``, else the free cores (the cores other
-    work leaves idle, see `free_cores`). Either is capped at the usable cores; both are shared out
+    work leaves idle now, see `free_cores`). Either is capped at the usable cores; both are shared out
     between the processes torchrun started on this machine. Call it early, before the first
     tensor operation; the library calls it on import of its entry points.
     """
     global _configured
     share = _local_processes()
     if threads is None:
-        env = os.environ.get("SEQSHAPE_THREADS")
+        env = os.environ.get("SEQSHAPE_THREADS", "").strip()
+        if env and not (env.isdigit() and int(env) >= 1):
+            raise ConfigError(f"SEQSHAPE_THREADS: expected a whole number >= 1, got {env!r}")
         threads = int(env) if env else free_cores() // share
     threads = max(1, min(int(threads), usable_cores() // share))
     torch.set_flush_denormal(True)
