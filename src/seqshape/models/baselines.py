@@ -293,3 +293,53 @@ class LinearBaseline:
     def __repr__(self) -> str:
         state = "fitted" if self.fitted else "not fitted"
         return f"LinearBaseline(N={self.lookback}, K={self.horizon}, {state})"
+
+
+def m4_seasonality_test(x: np.ndarray, season: int) -> bool:
+    """The M4 organisers' test for seasonality: the autocorrelation at lag ``season`` exceeds its
+    90% one-sided limit ``1.645 sqrt((1 + 2 sum_{l<season} r_l^2) / T)``; a series shorter than
+    three seasons is not seasonal. ``x``: (T,) in-sample values."""
+    x = np.asarray(x, dtype=np.float64)
+    t = x.size
+    if season <= 1 or t < 3 * season:
+        return False
+    r = autocorrelation(x, season)
+    limit = 1.645 * np.sqrt((1.0 + 2.0 * np.sum(r[1:season] ** 2)) / t)
+    return bool(abs(r[season]) > limit)
+
+
+def classical_seasonal_indices(x: np.ndarray, season: int) -> np.ndarray:
+    """(season,) multiplicative seasonal indices of classical decomposition (as R's
+    ``decompose(type = "multiplicative")``): the series over its centred moving average, averaged
+    per position in the cycle, normalised to mean 1. Index ``j`` belongs to the steps ``t`` with
+    ``t % season == j`` (t counted from 0 at the first value)."""
+    x = np.asarray(x, dtype=np.float64)
+    m = int(season)
+    if m % 2 == 0:
+        weights = np.r_[0.5, np.ones(m - 1), 0.5] / m
+    else:
+        weights = np.ones(m) / m
+    half = (weights.size - 1) // 2
+    # (T,) -> (T - 2 half,): the centred moving average where the window fits
+    trend = np.convolve(x, weights[::-1], mode="valid")
+    ratio = np.full(x.size, np.nan)
+    ratio[half : half + trend.size] = x[half : half + trend.size] / trend
+    figure = np.array([np.nanmean(ratio[j::m]) for j in range(m)])
+    return figure / figure.mean()
+
+
+def naive2(x: np.ndarray, k: int, season: int) -> np.ndarray:
+    """(T,) -> (K,): the M4 competition's Naive2 benchmark. When :func:`m4_seasonality_test`
+    finds seasonality, the series is divided by its classical multiplicative seasonal indices,
+    the last adjusted value is repeated and the indices are put back; otherwise it is the naive
+    forecast. Negative forecasts become 0, as in the competition's code."""
+    x = np.asarray(x, dtype=np.float64)
+    k = _horizon(k)
+    t = x.size
+    if m4_seasonality_test(x, season):
+        idx = classical_seasonal_indices(x, season)
+        last = x[-1] / idx[(t - 1) % season]
+        out = last * idx[(t + np.arange(k)) % season]
+    else:
+        out = np.full(k, x[-1])
+    return np.maximum(out, 0.0)

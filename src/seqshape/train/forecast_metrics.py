@@ -235,3 +235,31 @@ def distribution_std(loss: str, params: np.ndarray) -> np.ndarray:
         df = params[..., 2]
         return params[..., 1] * np.sqrt(df / (df - 2.0))
     return params[..., 1]
+
+
+def m4_scores(
+    insample: Sequence[np.ndarray], y: Sequence[np.ndarray], yhat: Sequence[np.ndarray], season: int
+) -> dict[str, float]:
+    """sMAPE and MASE as the M4 competition computed them: for each series, the mean over its
+    horizon of ``200 |y - yhat| / (|y| + |yhat|)`` and of ``|y - yhat|`` over the in-sample mean
+    absolute difference at lag ``season``; then the mean over the series. ``insample``, ``y`` and
+    ``yhat`` are lists of (T_i,), (K,) and (K,) arrays."""
+    if not (len(insample) == len(y) == len(yhat)) or not len(y):
+        raise ShapeError(
+            f"expected as many in-sample series, actuals and forecasts, got "
+            f"{len(insample)}, {len(y)} and {len(yhat)}"
+        )
+    s_terms, m_terms = [], []
+    for i, (x, a, b) in enumerate(zip(insample, y, yhat)):
+        x, a, b = (np.asarray(v, dtype=np.float64).ravel() for v in (x, a, b))
+        if a.shape != b.shape:
+            raise ShapeError(f"series {i}: expected a forecast of shape {a.shape}, got {b.shape}")
+        scale = _one_scale(x, season, f"insample[{i}]")[0]
+        s_terms.append(float(np.mean(_smape_terms(a, b))))
+        m_terms.append(float(np.mean(np.abs(a - b)) / scale))
+    return {"smape": float(np.mean(s_terms)), "mase": float(np.mean(m_terms))}
+
+
+def owa(smape_: float, mase_: float, naive2_smape: float, naive2_mase: float) -> float:
+    """The M4 overall weighted average: ``(sMAPE / sMAPE_Naive2 + MASE / MASE_Naive2) / 2``."""
+    return 0.5 * (smape_ / naive2_smape + mase_ / naive2_mase)
