@@ -60,8 +60,8 @@ def main() -> None:
         print(f"| {k} | " + " | ".join(f"{v:.4f}" for _ in seeds) + f" | {v:.4f} |")
     for s, m in zip(seeds, picked):
         print(
-            f"seed {s}: validation MSE start {m['start_val_mse']:.4f} -> kept epoch "
-            f"{m['best_epoch']} {m['best_val_mse']:.4f}"
+            f"seed {s}: validation MASE start {m['start_val_mase']:.4f} -> kept epoch "
+            f"{m['best_epoch']} {m['best_val_mase']:.4f}"
         )
     print(f"seconds (all seeds): {seconds}")
     print(

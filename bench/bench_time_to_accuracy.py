@@ -71,7 +71,7 @@ def run_seqshape(args, data: ettdata.OTSeries) -> dict:
     class Clocked(Forecaster):
         """The default Forecaster; copies its weights at the marks when it validates."""
 
-        def _scaled_mse(self, net, scaled, win, batch_size=512):
+        def _val_errors(self, net, scaled, win, batch_size=512):
             t = time.perf_counter() - clock["t0"]
             clock["epochs"] += 1
             if marks and t >= marks[0]:
@@ -81,7 +81,7 @@ def run_seqshape(args, data: ettdata.OTSeries) -> dict:
                 clock["snapshots"].append({"t": t, "epoch": clock["epochs"], "state": state})
             if t >= args.budget:
                 raise _OverBudget
-            return super()._scaled_mse(net, scaled, win, batch_size)
+            return super()._val_errors(net, scaled, win, batch_size)
 
     fc = Clocked(horizon=args.horizon, threads=args.threads)
     series = SeriesData(target=data.raw.astype(np.float32), name="OT")

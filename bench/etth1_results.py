@@ -137,13 +137,13 @@ def main() -> None:
                 f"|   highway alone (the linear part, untrained LSTM head) | {h['mse']:.4f} | {h['mae']:.4f} |"
             )
     m = fc.metrics
-    if "start_val_mse" in m:
+    if "start_val_mase" in m:
         kept = (
             "the start (no epoch beat it)" if m["best_epoch"] == 0 else f"epoch {m['best_epoch']}"
         )
         print(
-            f"validation MSE: start (highway alone) {m['start_val_mse']:.5f}, kept {kept} "
-            f"{m['best_val_mse']:.5f}, over {m['epochs_run']} epochs"
+            f"validation MASE: start (highway alone) {m['start_val_mase']:.5f}, kept {kept} "
+            f"{m['best_val_mase']:.5f}, over {m['epochs_run']} epochs"
         )
     print(
         f"training {train_s:.0f} s, total {total_s:.0f} s, {args.threads} threads, loadavg {os.getloadavg()}"

@@ -7,10 +7,17 @@ JapaneseVowels and saved by its own save().
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import pickle
 import shutil
+import signal
+import stat
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -375,3 +382,196 @@ def test_a_load_after_an_interrupted_fallback_save_names_the_previous_model(tmp_
     aside = Path(shutil.copytree(saved, tmp_path / ".model.old-abc123"))
     with pytest.raises(ArtifactError, match=f"the previous model is in {aside}"):
         art.load_model_dir(tmp_path / "model")
+
+
+# -- nothing is allocated or read before it is checked (issue 13) ----------------------------------
+
+
+def test_a_config_claiming_a_huge_network_costs_no_memory(model_dir):
+    """hidden_size 8000 beside 7 KB of weights: refused before the network exists. Measured in a
+    fresh process (peak RSS is process-wide); the old loader reached 1.28 GB before its error."""
+    edit_json(model_dir / "config.json", lambda c: c["config"].update(hidden_size=8000))
+    code = (
+        "import resource, sys, time\n"
+        "from seqshape import ArtifactError, SequenceClassifier\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "start = time.perf_counter()\n"
+        "try:\n"
+        "    SequenceClassifier.load(sys.argv[1])\n"
+        "except ArtifactError as e:\n"
+        "    print(e)\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(grown // 1024, time.perf_counter() - start)\n"
+    )
+    env = {**os.environ, "SEQSHAPE_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(model_dir)], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    message, figures = out.stdout.strip().splitlines()
+    assert "model.safetensors: tensor" in message and "expected shape (32000, 12)" in message
+    grown_mb, seconds = float(figures.split()[0]), float(figures.split()[1])
+    assert grown_mb < 200, f"peak RSS grew {grown_mb} MB"
+    assert seconds < 5, seconds
+
+
+def test_a_config_claiming_100000_layers_is_refused_at_once(model_dir):
+    edit_json(model_dir / "config.json", lambda c: c["config"].update(num_layers=100000))
+    start = time.perf_counter()
+    with pytest.raises(ArtifactError, match=r"config\.json: describes a network of more than"):
+        load(model_dir)
+    assert time.perf_counter() - start < 5  # the meta build alone would take minutes
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("hidden_size", True, "an integer, got true"),
+        ("hidden_size", "8", "an integer, got string '8'"),
+        ("hidden_size", 8.0, "an integer, got number 8.0"),
+        ("hidden_size", None, "an integer, got null"),
+        ("hidden_size", 2**63, "an integer, got integer"),
+        ("num_layers", [1], "an integer, got list"),
+        ("dropout", "0.1", "a number, got string"),
+        ("bidirectional", 1, "true or false, got integer 1"),
+        ("cell", 5, "a string, got integer 5"),
+    ],
+)
+def test_config_field_types_are_checked_before_anything_is_built(model_dir, key, value, expected):
+    edit_json(model_dir / "config.json", lambda c: c["config"].update({key: value}))
+    with pytest.raises(ArtifactError, match=rf"config\.json: field '{key}': expected "):
+        load(model_dir)
+    with pytest.raises(ArtifactError) as e:
+        load(model_dir)
+    assert expected in str(e.value)
+
+
+@pytest.fixture
+def alarm():
+    """Fail instead of hanging: SIGALRM after 5 s raises in the test."""
+
+    def ring(signum, frame):
+        raise TimeoutError("still blocked after 5 s")
+
+    old = signal.signal(signal.SIGALRM, ring)
+    signal.alarm(5)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize(
+    "name", ["config.json", "model.safetensors", "preprocessing.json", "metrics.json"]
+)
+def test_a_fifo_in_place_of_a_file_is_refused_without_blocking(model_dir, alarm, name):
+    (model_dir / name).unlink()
+    os.mkfifo(model_dir / name)
+    with pytest.raises(ArtifactError, match=rf"{name}: expected a regular file .*got a FIFO"):
+        load(model_dir)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "preprocessing.json", "extra.json"])
+def test_a_directory_in_place_of_a_file_is_refused(model_dir, name):
+    (model_dir / name).unlink(missing_ok=True)
+    (model_dir / name).mkdir()
+    with pytest.raises(ArtifactError, match=rf"{name}: expected a regular file .*got a directory"):
+        load(model_dir)
+
+
+@pytest.mark.parametrize("name", ["config.json", "preprocessing.json"])
+def test_an_absurdly_large_json_file_is_refused_unread(model_dir, name):
+    with open(model_dir / name, "r+b") as f:
+        f.truncate(art.MAX_JSON_BYTES + 1)  # sparse: no disk, and it would cost no time to read
+    with pytest.raises(
+        ArtifactError, match=rf"{name}: expected at most {art.MAX_JSON_BYTES} bytes"
+    ):
+        load(model_dir)
+
+
+@pytest.mark.parametrize("depth", [65, 100_000])
+@pytest.mark.parametrize("name", ["config.json", "preprocessing.json", "metrics.json"])
+def test_deeply_nested_json_is_an_artifact_error(model_dir, name, depth):
+    (model_dir / name).write_text('{"a":' * depth + "1" + "}" * depth)
+    with pytest.raises(ArtifactError, match=rf"{name}: .*nested"):
+        load(model_dir)
+
+
+@pytest.mark.parametrize("text", ["NaN", "-Infinity", "1e400", "1" * 30])
+def test_json_numbers_that_no_writer_produces_are_refused(model_dir, text):
+    edit_json(model_dir / "preprocessing.json", lambda p: p.update(x="HERE"))
+    path = model_dir / "preprocessing.json"
+    path.write_text(path.read_text().replace('"HERE"', text))
+    with pytest.raises(ArtifactError, match=r"preprocessing\.json: not valid JSON"):
+        load(model_dir)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p.update(classes="abcdefghi"), "classes: expected 9 names"),
+        (lambda p: p.update(classes=[[1]] * 9), "classes: expected 9 names"),
+        (lambda p: p["scaler"].update(mean="x"), "scaler.mean: expected a non-empty list"),
+        (lambda p: p["scaler"].update(std=[1.0]), "expected as many std values"),
+        (lambda p: p.update(scaler=[1]), "scaler: expected a dict, got list"),
+    ],
+)
+def test_wrong_types_in_preprocessing_name_the_file_and_key(model_dir, change, message):
+    edit_json(model_dir / "preprocessing.json", change)
+    with pytest.raises(ArtifactError, match=rf"preprocessing\.json: .*{message}"):
+        load(model_dir)
+
+
+# -- the weights' digest --------------------------------------------------------------------------
+
+
+def test_saving_records_the_weights_digest(model_dir):
+    head = json.loads((model_dir / "config.json").read_text())
+    want = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert head["weights_sha256"] == want
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_one_flipped_bit_in_the_weights_data_is_an_artifact_error(model_dir, where):
+    path = model_dir / "model.safetensors"
+    raw = bytearray(path.read_bytes())
+    (n,) = struct.unpack("<Q", raw[:8])
+    i = {"first": 8 + n, "middle": (8 + n + len(raw)) // 2, "last": len(raw) - 1}[where]
+    raw[i] ^= 0x01  # the lowest mantissa bit of one float: still finite, still the same shapes
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match=r"model\.safetensors: SHA-256 .* differs from the one"):
+        load(model_dir)
+
+
+def test_a_directory_saved_before_the_digest_still_loads(saved, model_dir):
+    edit_json(model_dir / "config.json", lambda c: c.pop("weights_sha256"))
+    clf = load(model_dir)
+    want = load_file(str(saved / "model.safetensors"))
+    assert all(torch.equal(t, want[k]) for k, t in clf.net.state_dict().items())
+
+
+@pytest.mark.parametrize("value", [None, 5, "abc", "A" * 64])
+def test_a_malformed_digest_field_is_named(model_dir, value):
+    edit_json(model_dir / "config.json", lambda c: c.update(weights_sha256=value))
+    if value is None:  # null is "not recorded", as in older directories
+        load(model_dir)
+        return
+    with pytest.raises(ArtifactError, match=r"config\.json: field 'weights_sha256': expected 64"):
+        load(model_dir)
+
+
+# -- file modes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "umask, dir_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)]
+)
+def test_a_model_directory_follows_the_umask(saved, tmp_path, umask, dir_mode, file_mode):
+    clf = load(saved)
+    old = os.umask(umask)
+    try:
+        out = clf.save(tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == dir_mode
+    for p in out.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == file_mode, p.name

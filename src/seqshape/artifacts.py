@@ -10,31 +10,47 @@ sibling directory which is renamed into place, so a crash never leaves a half-wr
 existing model is swapped with the new one in one step (Linux ``renameat2(RENAME_EXCHANGE)``), so
 even a SIGKILL leaves one of the two complete at the path; where the swap is not available, the old
 directory is moved aside first and a load that finds nothing names where it went.
-Loading verifies the files, the tensor names and shapes against the config (the caller builds the
-module from the config and hands its state_dict here), and never unpickles anything.
+Loading trusts nothing it reads and never unpickles anything. Every file must be a regular file
+(a FIFO or device is refused before it is read) and JSON files are capped in size and depth. The
+config's field types are checked against its dataclass; the safetensors header (names, dtypes,
+shapes, byte ranges) is checked against the file size, and the names and shapes the config implies
+against the header, on the meta device, before the real network is allocated (`build_net`): a
+config.json claiming ``hidden_size: 20000`` beside small weights costs no memory. The weights'
+SHA-256 is recorded in config.json (``weights_sha256``) when saving and compared when loading.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import json
+import math
 import os
 import shutil
+import struct
 import sys
 import tempfile
+import threading
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save_file
 
 from .errors import ArtifactError
+from .untrusted import MAX_JSON_BYTES, is_int, json_field, parse_json, read_regular_file
 
 FORMAT = "seqshape-model"
 FORMAT_VERSION = 1
 REQUIRED = ("config.json", "model.safetensors", "preprocessing.json")
+DIGEST_KEY = "weights_sha256"  # config.json: SHA-256 (hex) of model.safetensors
+# bytes per element of the safetensors dtypes seqshape reads
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4}
+DTYPE_BYTES |= {"U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 
 
 @dataclass
@@ -46,6 +62,8 @@ class ModelFiles:
     preprocessing: dict
     metrics: dict
     extra: dict[str, dict] = field(default_factory=dict)
+    weights_sha256: str = ""  # of model.safetensors as read
+    recorded_sha256: str | None = None  # as config.json recorded it when saved (None: older dirs)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -56,8 +74,11 @@ def _write_json(path: Path, obj) -> None:
         os.fsync(f.fileno())
 
 
-def _remove_dead_writers(target: Path) -> None:
-    """Remove ``.NAME.tmp-PID-*`` siblings whose writer process is gone (killed mid-save)."""
+def _remove_dead_writers(target: Path) -> int:
+    """Remove ``.NAME.tmp-PID-*`` siblings (files or directories) whose writer process is gone
+    (killed mid-save); return how many. Every temporary thing seqshape writes beside a target is
+    named by `writer_temp`, so this one sweep finds what any killed writer left."""
+    removed = 0
     for d in target.parent.glob(f".{target.name}.tmp-*-*"):
         pid = d.name[len(f".{target.name}.tmp-") :].split("-", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -65,9 +86,31 @@ def _remove_dead_writers(target: Path) -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
+            if d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                d.unlink(missing_ok=True)
+            removed += 1
         except PermissionError:  # alive, another user's
             pass
+    return removed
+
+
+def writer_temp(target: str | os.PathLike, *, directory: bool = False, suffix: str = "") -> Path:
+    """A new temporary file (or directory) beside ``target``: ``.NAME.tmp-PID-XXXX<suffix>``.
+
+    The writer's pid in the name lets the next writer of the same target remove what a killed one
+    left (`_remove_dead_writers`, run here first). The caller renames it over ``target`` (os.replace)
+    when complete, or removes it on failure."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_writers(target)
+    prefix = f".{target.name}.tmp-{os.getpid()}-"
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
+    os.close(fd)
+    return Path(name)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -101,6 +144,30 @@ def _exchange(a: Path, b: Path) -> bool:
 _renameat2 = None  # the libc function, False where unavailable, None until first asked
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells (/proc), else by the
+    set-and-restore dance."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a weights file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -122,16 +189,19 @@ def save_model_dir(
     """Write a model directory atomically; an existing directory at ``path`` is replaced."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_writers(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    tmp = writer_temp(target, directory=True)
     try:
-        _write_json(
-            tmp / "config.json",
-            {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "config": config},
-        )
+        # like any file a command writes: 0777/0666 less the umask (mkdtemp and safetensors
+        # would leave 0700/0600)
+        umask = _umask()
+        os.chmod(tmp, 0o777 & ~umask)
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"kind": kind})
+        os.chmod(tmp / "model.safetensors", 0o666 & ~umask)
         _fsync_file(tmp / "model.safetensors")
+        head = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind}
+        head[DIGEST_KEY] = weights_digest(tmp / "model.safetensors")
+        _write_json(tmp / "config.json", {**head, "config": config})
         _write_json(tmp / "preprocessing.json", preprocessing)
         _write_json(tmp / "metrics.json", metrics or {})
         for name, obj in (extra or {}).items():
@@ -159,13 +229,7 @@ def save_model_dir(
 
 
 def _read_json(path: Path, what: str) -> dict:
-    try:
-        with open(path) as f:
-            obj = json.load(f)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: missing ({what})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{path}: not valid JSON ({e})") from None
+    obj = parse_json(read_regular_file(path, what, MAX_JSON_BYTES), path)
     if not isinstance(obj, dict):
         raise ArtifactError(f"{path}: expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -194,16 +258,30 @@ def load_model_dir(path: str | os.PathLike, *, kind: str | None = None) -> Model
             f"(this seqshape reads {FORMAT_VERSION})"
         )
     found = head.get("kind")
+    if not isinstance(found, str):
+        raise ArtifactError(
+            f"{root / 'config.json'}: field 'kind': expected a string, got {found!r}"
+        )
     if kind is not None and found != kind:
         raise ArtifactError(f"{root}: expected a {kind} model, got a {found} model")
     if not isinstance(head.get("config"), dict):
         raise ArtifactError(f"{root / 'config.json'}: field 'config': expected an object")
+    recorded = head.get(DIGEST_KEY)
+    if recorded is not None and not (
+        isinstance(recorded, str)
+        and len(recorded) == 64
+        and set(recorded) <= set("0123456789abcdef")
+    ):
+        raise ArtifactError(
+            f"{root / 'config.json'}: field {DIGEST_KEY!r}: expected 64 lowercase hex digits, "
+            f"got {recorded!r}"
+        )
     weights = root / "model.safetensors"
-    if not weights.exists():
-        raise ArtifactError(f"{weights}: missing (the weights)")
+    raw = read_regular_file(weights, "the weights")
+    check_safetensors_header(raw, weights)
     try:
-        tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as e:
+        tensors = load_safetensors_bytes(raw)
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
         raise ArtifactError(f"{weights}: unreadable or damaged ({e})") from None
     extra = {}
     for p in sorted(root.glob("*.json")):
@@ -218,6 +296,8 @@ def load_model_dir(path: str | os.PathLike, *, kind: str | None = None) -> Model
         preprocessing=_read_json(root / "preprocessing.json", "the preprocessing"),
         metrics=_read_json(metrics_path, "metrics") if metrics_path.exists() else {},
         extra=extra,
+        weights_sha256=hashlib.sha256(raw).hexdigest(),
+        recorded_sha256=recorded,
     )
 
 
@@ -230,13 +310,103 @@ def model_kind(path: str | os.PathLike) -> str:
     return str(head.get("kind"))
 
 
-def load_weights(module: torch.nn.Module, files: ModelFiles) -> None:
-    """Load ``files.tensors`` into ``module`` after checking names and shapes against it."""
-    expected = module.state_dict()
-    got = files.tensors
+def check_safetensors_header(raw: bytes, where: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """The ``{name: (dtype, shape)}`` a safetensors file declares, each entry checked against the
+    bytes there are: an 8-byte little-endian header length, the JSON header, then the data, every
+    tensor's byte range inside it and as long as its dtype and shape say."""
+    bad = f"{where}: unreadable or damaged"
+    if len(raw) < 8:
+        raise ArtifactError(f"{bad} (expected at least 8 bytes, got {len(raw)})")
+    (n,) = struct.unpack("<Q", raw[:8])
+    if n > len(raw) - 8:
+        raise ArtifactError(f"{bad} (the header claims {n} bytes, the file holds {len(raw) - 8})")
+    header = parse_json(raw[8 : 8 + n], where)
+    if not isinstance(header, dict):
+        raise ArtifactError(f"{bad} (expected a JSON object as header)")
+    size = len(raw) - 8 - n  # bytes of tensor data
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise ArtifactError(f"{bad} (tensor {name}: expected an object, got {entry!r})")
+        dtype, shape, span = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+            raise ArtifactError(f"{bad} (tensor {name}: dtype {dtype!r} is not one seqshape reads)")
+        if not (isinstance(shape, list) and all(is_int(d) and d >= 0 for d in shape)):
+            raise ArtifactError(f"{bad} (tensor {name}: expected a list of sizes, got {shape!r})")
+        if not (isinstance(span, list) and len(span) == 2 and all(is_int(o) for o in span)) or not (
+            0 <= span[0] <= span[1] <= size
+        ):
+            raise ArtifactError(
+                f"{bad} (tensor {name}: data offsets {span!r} outside the {size} bytes of data)"
+            )
+        if span[1] - span[0] != math.prod(shape) * DTYPE_BYTES[dtype]:
+            raise ArtifactError(
+                f"{bad} (tensor {name}: {dtype} {shape} needs "
+                f"{math.prod(shape) * DTYPE_BYTES[dtype]} bytes, its range holds {span[1] - span[0]})"
+            )
+        out[name] = (dtype, tuple(shape))
+    return out
+
+
+class _TooManyTensors(Exception):
+    pass
+
+
+def _build_on_meta(net_cls, config, files: ModelFiles, limit: int) -> torch.nn.Module:
+    """``net_cls(config)`` on the meta device (shapes only, no memory), stopped once it has
+    registered more than ``limit`` parameters (``num_layers: 100000`` would take minutes)."""
+    me, count = threading.get_ident(), 0
+
+    def count_one(module, name, param):
+        nonlocal count
+        if param is not None and threading.get_ident() == me:
+            count += 1
+            if count > limit:
+                raise _TooManyTensors
+
+    hook = torch.nn.modules.module.register_module_parameter_registration_hook(count_one)
+    try:
+        with torch.device("meta"):
+            return net_cls(config)
+    except _TooManyTensors:
+        raise ArtifactError(
+            f"{files.path / 'config.json'}: describes a network of more than {limit} parameter "
+            f"tensors; {files.path / 'model.safetensors'} holds {len(files.tensors)}"
+        ) from None
+    except (RuntimeError, ValueError, OverflowError) as e:  # sizes beyond int64, negative sizes
+        raise ArtifactError(
+            f"{files.path / 'config.json'}: describes a network that cannot be built ({e})"
+        ) from None
+    finally:
+        hook.remove()
+
+
+def build_net(net_cls, config, files: ModelFiles, *, upgrade=None) -> torch.nn.Module:
+    """``net_cls(config)`` holding the weights of ``files``, allocated only once the tensor names,
+    shapes and dtypes that ``config`` implies match those of the file: they are compared on a copy
+    built on the meta device first, so a config.json that lies about sizes costs no memory.
+    ``upgrade`` maps the tensors of an older layout to the current one (run on meta copies first)."""
+    # the file's tensors as shapes only (meta), in the current layout
+    claimed = {
+        k: torch.empty(t.shape, dtype=t.dtype, device="meta") for k, t in files.tensors.items()
+    }
+    if upgrade is not None:
+        claimed = upgrade(claimed)
+    shell = _build_on_meta(net_cls, config, files, limit=2 * len(claimed) + 8)
+    _check_tensors(shell.state_dict(), claimed, files)
+    del shell
+    net = net_cls(config)
+    tensors = upgrade(files.tensors) if upgrade is not None else files.tensors
+    _load_tensors(net, tensors, files)
+    return net
+
+
+def _check_tensors(expected: dict, got: dict, files: ModelFiles) -> None:
+    where = files.path / "model.safetensors"
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
-    where = files.path / "model.safetensors"
     if missing or unexpected:
         raise ArtifactError(
             f"{where}: tensors do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
@@ -244,20 +414,45 @@ def load_weights(module: torch.nn.Module, files: ModelFiles) -> None:
     for name, t in expected.items():
         if tuple(got[name].shape) != tuple(t.shape):
             raise ArtifactError(
-                f"{where}: tensor {name}: expected shape {tuple(t.shape)}, got {tuple(got[name].shape)}"
+                f"{where}: tensor {name}: expected shape {tuple(t.shape)}, "
+                f"got {tuple(got[name].shape)} (config.json does not describe these weights)"
             )
         if got[name].dtype != t.dtype:
             raise ArtifactError(
                 f"{where}: tensor {name}: expected dtype {str(t.dtype).removeprefix('torch.')}, "
                 f"got {str(got[name].dtype).removeprefix('torch.')}"
             )
-        if got[name].is_floating_point() and not torch.isfinite(got[name]).all():
+
+
+def _load_tensors(module: torch.nn.Module, tensors: dict, files: ModelFiles) -> None:
+    where = files.path / "model.safetensors"
+    _check_tensors(module.state_dict(), tensors, files)
+    if files.recorded_sha256 is not None and files.recorded_sha256 != files.weights_sha256:
+        raise ArtifactError(
+            f"{where}: SHA-256 {files.weights_sha256[:16]}… differs from the one config.json "
+            f"recorded when saving ({files.recorded_sha256[:16]}…): the weights were changed or "
+            f"damaged since"
+        )
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
             raise ArtifactError(f"{where}: tensor {name} holds NaN or inf")
-    module.load_state_dict(got)
+    module.load_state_dict(tensors)
+
+
+def load_weights(module: torch.nn.Module, files: ModelFiles) -> None:
+    """Load ``files.tensors`` into ``module`` after checking names, shapes and the recorded digest
+    (prefer `build_net`, which checks before ``module`` is allocated)."""
+    _load_tensors(module, files.tensors, files)
 
 
 def config_from_dict(cls, d: dict, where: Path):
-    """Build a frozen config dataclass from JSON, turning bad fields into an ArtifactError."""
+    """Build a frozen config dataclass from JSON, turning bad fields into an ArtifactError: each
+    value's JSON type is checked against the field's annotation first (``hidden_size: "8"``,
+    ``true`` or ``8.0`` for an int field name the key, expected and got); a list becomes a tuple
+    where the field is a tuple."""
+    hints = typing.get_type_hints(cls)
+    # unknown keys stay as they are: cls(**d) names them below
+    d = {k: json_field(d, k, hints[k], where) if k in hints else v for k, v in d.items()}
     try:
         return cls(**d)
     except TypeError as e:

@@ -1382,7 +1382,7 @@ def explain_mode(mode: str, options: ExplainOptions | None = None) -> Explanatio
 
 def load_net(path: str | Path) -> tuple[Explainer, nn.Module, Any]:
     """A model directory -> (its explainer, its net with the trained weights, its files)."""
-    from .artifacts import config_from_dict, load_model_dir, load_weights
+    from .artifacts import build_net, config_from_dict, load_model_dir
 
     files = load_model_dir(path)
     ex = next((e for e in EXPLAINERS.values() if e.kind == files.kind), None)
@@ -1395,8 +1395,7 @@ def load_net(path: str | Path) -> tuple[Explainer, nn.Module, Any]:
     if isinstance(cfg.get("quantiles"), list):
         cfg["quantiles"] = tuple(cfg["quantiles"])
     config = config_from_dict(ex.config_class(), cfg, files.path / "config.json")
-    net = ex.net_class()(config)
-    load_weights(net, files)
+    net = build_net(ex.net_class(), config, files)
     return ex, net.eval(), files
 
 

@@ -161,7 +161,7 @@ def _console_script() -> str:
         (["--version"], 0, "seqshape "),
         (["train", "classify", "--epoch", "1"], 2, "did you mean --epochs?"),
         (["train", "forecast", "--data", "x.csv"], 2, "Missing option"),
-        (["evaluate", "no-such-model", "--data", "x"], 2, "no-such-model"),
+        (["evaluate", "no-such-model", "--data", "x"], 2, "--data x: no such file"),
     ],
 )
 def test_installed_console_script(argv, rc, needle, tmp_path):

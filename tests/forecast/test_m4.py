@@ -84,7 +84,7 @@ def _write(path: Path, rows: list[str]) -> Path:
         (['"A","1","","3"'], "line 2: series 'A': empty cell in column 3 before"),
         (['"A","1","2"', '"A","3","4"'], "line 3: series id 'A' repeats line 2"),
         (['"","1","2"'], "line 2: the first cell (the series id) is empty"),
-        (['"A","1e39","2"'], "line 2: series 'A': value '1e39' in column 2: expected a finite"),
+        (['"A","1e39","2"'], "line 2: series 'A': column 2: expected a number within float32"),
         (['"A","nan","2"'], "line 2: series 'A': value 'nan' in column 2: expected a finite"),
     ],
 )
@@ -116,6 +116,42 @@ def test_unreadable_files(tmp_path):
     (tmp_path / "bad.csv").write_bytes(b'"V1","V2"\n"A","1"\n"B","\xff"\n')
     with pytest.raises(DataError, match="bad.csv line 3: not UTF-8"):
         read_m4(tmp_path / "bad.csv")
+    (tmp_path / "bad.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        read_m4(tmp_path / "bad.csv.gz")
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match="empty file"):
         read_m4(tmp_path / "empty.csv")
+
+
+def test_train_and_evaluate_m4_files_through_the_cli(tmp_path, capsys):
+    """`train forecast --format m4` and `evaluate --format m4 --json` on the first 6 series."""
+    import json
+
+    from seqshape.cli import main
+
+    lines_tr = (M4 / "Hourly-train.csv").read_text().splitlines()[:7]
+    lines_te = (M4 / "Hourly-test.csv").read_text().splitlines()[:7]
+    (tmp_path / "tr.csv").write_text("\n".join(lines_tr) + "\n")
+    (tmp_path / "te.csv").write_text("\n".join(lines_te) + "\n")
+    out = tmp_path / "model"
+    argv = ["train", "forecast", "--data", str(tmp_path / "tr.csv"), "--format", "m4"]
+    argv += ["--horizon", "48", "--season", "24", "--epochs", "1", "--hidden", "8"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "baselines (MASE out of sample)" in err and "seasonal_naive" in err
+    argv = ["evaluate", str(out), "--data", str(tmp_path / "tr.csv")]
+    argv += ["--test", str(tmp_path / "te.csv"), "--format", "m4", "--json"]
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert {"smape", "mase", "owa"} <= set(r) and r["n_series"] == 6 and r["horizon"] == 48
+    assert set(r["baselines"]) == {"naive", "seasonal_naive", "naive2"}
+    # Naive2 through the CLI equals the benchmark computed here; OWA is relative to it
+    tr, te = read_m4_pair(tmp_path / "tr.csv", tmp_path / "te.csv", horizon=48)
+    want = m4_scores(tr.values, te.values, [naive2(x, 48, 24) for x in tr.values], 24)
+    assert r["baselines"]["naive2"]["smape"] == pytest.approx(want["smape"])
+    assert r["baselines"]["naive2"]["owa"] == pytest.approx(1.0)
+    assert r["owa"] == pytest.approx(owa(r["smape"], r["mase"], want["smape"], want["mase"]))
+    # without the test file, one line and exit 2
+    assert main(argv[:-5] + ["--format", "m4"]) == 2
+    assert "--test: --format m4 needs the test file" in capsys.readouterr().err

@@ -13,6 +13,7 @@ paths. Example counts are bounded so the module runs in seconds.
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime
 from pathlib import Path
@@ -132,13 +133,19 @@ numbers = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30),
     st.sampled_from([1e300, -1e300, 3.5e38, 3.3e38, -1e38, 1e30, 0.0, -0.0, 10**400]),
 )
-scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=8))
+# any text, lone surrogates included ("\ud800" in JSON decodes to one; UTF-8 cannot encode it)
+surrogates = st.characters(categories=["Cs"])
+texts = st.one_of(
+    st.text(max_size=8),
+    st.text(st.one_of(surrogates, st.characters(codec=None)), min_size=1, max_size=8),
+)
+scalars = st.one_of(st.none(), st.booleans(), numbers, texts)
 KEYS = ["sequences", "points", "seq", "k", "history", "values", "timestamps", "warmup", "start"]
 json_values = st.recursive(
     scalars,
     lambda inner: st.one_of(
         st.lists(inner, max_size=6),
-        st.dictionaries(st.sampled_from([*KEYS, "x", ""]), inner, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from([*KEYS, "x", ""]), texts), inner, max_size=4),
     ),
     max_leaves=40,
 )
@@ -158,7 +165,8 @@ iso = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)
 stamp = st.one_of(
     iso,
     iso,
-    st.text(max_size=12),
+    texts,
+    iso.map(lambda t: t + "\ud800"),
     st.sampled_from(
         ["NaT", "nat", "2020-13-01", "99999-01-01", "2020-01-01T25:00", "", "1" * 70, "2262-04-12"]
     ),
@@ -406,3 +414,109 @@ def test_sequence_numbers_follow_the_rules(client, ops, fast):
         client.delete(f"/v1/streams/{sid}", headers=AUTH)
     finally:
         client.app.fast = True
+
+
+# -- one field at a time: valid bodies with one value (or key) swapped for anything ------------
+STAMPS = ["2015-09-17T10:00:00", "2015-09-17T10:05:00", "2015-09-17T10:10:00"]
+MONTHS = [f"2020-{m:02d}-01" for m in range(1, 13)]
+VALID = {  # route -> (model or None, a body it accepts)
+    "predict": ("jv", {"sequences": [[[0.5] * 12] * 3, [[0.1] * 12]]}),
+    "forecast": (
+        "cal",
+        {"history": [[120.0 + m] for m in range(12)], "k": 2, "timestamps": MONTHS},
+    ),
+    "detect": ("det", {"values": [[60.0], [61.0], [59.0]], "timestamps": STAMPS, "warmup": 1}),
+    "streams": ("det", {"start": "fresh", "warmup": 1}),
+    "observe-det": ("det", {"seq": 0, "points": [[60.0], [61.0]], "timestamps": STAMPS[:2]}),
+    "observe-jv": ("jv", {"seq": 0, "points": [[0.5] * 12]}),
+}
+# paths into a body: ("points", 0, 3) is body["points"][0][3]
+anything = st.one_of(texts, json_values, numbers, st.just("\ud800"), st.just(["\udfff"]))
+
+
+def _places(node, at=()) -> list[tuple]:
+    """Every place in a JSON tree (the root's own keys and every nested value)."""
+    out = [at] if at else []
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for k, v in items:
+        out += _places(v, (*at, k))
+    return out
+
+
+def _swap(body, place: tuple, value, as_key: bool):
+    """A copy of ``body`` with the value at ``place`` (or, as_key, its key) swapped for ``value``."""
+    body = copy.deepcopy(body)
+    parent = body
+    for k in place[:-1]:
+        parent = parent[k]
+    last = place[-1]
+    if as_key and isinstance(parent, dict) and isinstance(value, str):
+        parent[value] = parent.pop(last)
+    else:
+        parent[last] = value
+    return body
+
+
+def _post_route(client, route: str, body):
+    name, _ = VALID[route]
+    if route.startswith("observe"):
+        sid = _stream(client, name)
+        r = client.post(f"/v1/streams/{sid}/observe", content=_dump(body), headers=AUTH)
+        client.delete(f"/v1/streams/{sid}", headers=AUTH)
+        return r
+    r = client.post(f"/v1/models/{name}/{route}", content=_dump(body), headers=AUTH)
+    if route == "streams" and r.status_code == 201:
+        client.delete(f"/v1/streams/{r.json()['stream_id']}", headers=AUTH)
+    return r
+
+
+def test_the_valid_bodies_are_valid(client):
+    """The bodies the next test spoils are accepted as they are (so a spoilt one tests its place)."""
+    for route, (_name, body) in VALID.items():
+        r = _post_route(client, route, body)
+        assert r.status_code in (200, 201), (route, r.text)
+
+
+@settings(SETTINGS, max_examples=200)
+@given(
+    route=st.sampled_from(sorted(VALID)), fast=st.booleans(), as_key=st.booleans(), data=st.data()
+)
+def test_any_value_in_any_place_is_a_4xx_naming_it_never_a_5xx(client, route, fast, as_key, data):
+    """Lone surrogates, other text, huge numbers, nested objects, wrong types: swapped into one
+    place of a valid body of every POST route, through the observe fast path and without it."""
+    body = VALID[route][1]
+    place = data.draw(st.sampled_from(_places(body)))
+    value = data.draw(anything)
+    client.app.fast = fast
+    try:
+        r = _post_route(client, route, _swap(body, place, value, as_key))
+    finally:
+        client.app.fast = True
+    _check(r)
+    if r.status_code == 422 and r.json().get("error") == "ValidationError" and not as_key:
+        # the message names the place (or its parent list, for a length or shape error)
+        field = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in place).lstrip(".")
+        detail = r.json()["detail"]
+        assert detail.startswith(("body", field.split("[")[0])), (field, detail)
+
+
+def test_no_request_in_this_module_was_answered_5xx(client):
+    """Every request above, as the server's own metrics counted them (runs last in the module)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics", headers=AUTH).text
+    by_status: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "seqshape_http_requests_total":
+                by_status[s.labels["status"]] = by_status.get(s.labels["status"], 0) + s.value
+    total = sum(by_status.values())
+    fivexx = sum(n for status, n in by_status.items() if status.startswith("5"))
+    print(f"\nfuzz: {total:.0f} requests, {fivexx:.0f} answered 5xx, by status {by_status}")
+    assert total > 0 and fivexx == 0, by_status

@@ -17,6 +17,8 @@ import time
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 
 import seqshape.datasets
 from seqshape.api.classifier import SequenceClassifier
@@ -261,8 +263,6 @@ def test_auth_on(limited):
         for method, path in [
             ("GET", "/v1/models"),
             ("GET", "/metrics"),
-            ("GET", "/docs"),
-            ("GET", "/openapi.json"),
             ("POST", "/v1/models/jv/predict"),
             ("POST", "/v1/models/jv/streams"),
             ("GET", "/no/such/route"),
@@ -276,7 +276,10 @@ def test_auth_on(limited):
         assert ok.status_code == 200 and ok.json()["models"][0]["name"] == "jv"
         spec = limited.http.get("/openapi.json").json()
         scheme = spec["components"]["securitySchemes"]["bearer"]
-        assert scheme == {"type": "http", "scheme": "bearer"}
+        assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+        # the docs load without the key (their Authorize button takes it)
+        assert bare.get("/openapi.json").json() == spec
+        assert bare.get("/docs").status_code == 200
         assert spec["paths"]["/v1/models"]["get"]["security"] == [{"bearer": []}]
         assert "security" not in spec["paths"]["/healthz"]["get"]
     finally:
@@ -436,7 +439,7 @@ def test_metrics_prometheus_text(server):
     server.http.get("/v1/models")
     server.http.post("/v1/models/nope/predict", json={"sequences": [[[1.0]]]})
     r = server.http.get("/metrics")
-    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert r.headers["content-type"] == CONTENT_TYPE_LATEST
     lines = r.text.strip().splitlines()
     for line in lines:
         assert line.startswith(("# HELP ", "# TYPE ")) or METRIC_LINE.match(line), line
@@ -448,18 +451,18 @@ def test_metrics_prometheus_text(server):
     )
     assert "# TYPE seqshape_open_streams gauge" in text
     # the histogram's buckets are cumulative and +Inf equals the count
-    route = 'method="GET",route="/v1/models"'
-    buckets = [
-        float(line.rsplit(" ", 1)[1])
-        for line in lines
-        if line.startswith(f"seqshape_http_request_duration_seconds_bucket{{{route}")
+    route = {"method": "GET", "route": "/v1/models"}
+    samples = [
+        s
+        for family in text_string_to_metric_families(text)
+        if family.name == "seqshape_http_request_duration_seconds"
+        for s in family.samples
+        if {k: s.labels.get(k) for k in route} == route
     ]
-    count = next(
-        float(line.rsplit(" ", 1)[1])
-        for line in lines
-        if line.startswith(f"seqshape_http_request_duration_seconds_count{{{route}")
-    )
-    assert buckets == sorted(buckets) and buckets[-1] == count >= 1
+    buckets = [(float(s.labels["le"]), s.value) for s in samples if s.name.endswith("_bucket")]
+    (count,) = [s.value for s in samples if s.name.endswith("_count")]
+    assert buckets == sorted(buckets) and buckets[-1] == (float("inf"), count) and count >= 1
+    assert "process_resident_memory_bytes" in text and "process_cpu_seconds_total" in text
 
 
 def test_openapi_schema_and_docs(server):
@@ -495,7 +498,10 @@ def test_openapi_schema_and_docs(server):
     for ref in refs(spec):
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
     docs = server.http.get("/docs")
-    assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    # Swagger UI 4 (swagger-ui-bundle) reads OpenAPI 3.0: the page loads the 3.0 rendition
+    assert "url: '/docs/openapi-3.0.json'" in docs.text
+    assert server.http.get("/docs/openapi-3.0.json").json()["openapi"] == "3.0.3"
 
 
 # -- forecaster ------------------------------------------------------------------------------------
@@ -505,7 +511,9 @@ def forecaster(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("fmodels")
     frame = read_series_csv(seqshape.datasets.path("AirPassengers.csv"), target="#Passengers")
     y = frame.target[0]
-    fc = Forecaster(lookback=12, horizon=6, hidden_size=8, num_layers=1, epochs=2, threads=1)
+    fc = Forecaster(
+        lookback=12, horizon=6, hidden_size=8, num_layers=1, epochs=2, threads=1, highway=0
+    )
     fc.fit(SeriesData(target=y, name="air")).save(root / "air")
     return {"dir": root / "air", "fc": Forecaster.load(root / "air", threads=1), "y": y}
 

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from .. import __version__, runtime
-from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
+from ..artifacts import build_net, config_from_dict, json_field, load_model_dir, save_model_dir
 from ..batching import Batch
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..models.forecaster import ForecasterConfig, ForecasterNet, forecast_loss
@@ -403,8 +403,11 @@ class _Stream:
                         f"state.{name}: expected shape ({L}, 1, {H}), got {tuple(t.shape)}"
                     )
             lstm = (h, cc)
+        lo, hi, last_z = vector("lo"), vector("hi"), vector("last_z")
+        if (lo is None) != (hi is None):
+            raise ConfigError(f"state.lo/hi: expected both or neither, got {lo!r} and {hi!r}")
         self.warmup, self.count = warmup, count
-        self.lo, self.hi, self.last_z = vector("lo"), vector("hi"), vector("last_z")
+        self.lo, self.hi, self.last_z = lo, hi, last_z
         self.lstm = lstm
         self.recent = deque(recent)
         for scorer, s in zip(self.scorers, scorer_states, strict=True):
@@ -811,8 +814,7 @@ class AnomalyDetector:
         files = load_model_dir(path, kind=KIND)
         config = DetectorConfig.from_dict(files.config, files.path / "config.json")
         self = cls(config)
-        net = ForecasterNet(config.forecaster_config())
-        load_weights(net, files)
+        net = build_net(ForecasterNet, config.forecaster_config(), files)
         self._set_net(net)
         pre = files.preprocessing
         where = files.path / "preprocessing.json"
@@ -827,7 +829,7 @@ class AnomalyDetector:
         O = config.n_targets
         if self.mean.shape != (O,) or self.std.shape != (O,) or not (self.std > 0).all():
             raise ArtifactError(f"{where}: expected {O} means and {O} positive stds")
-        self.metrics = dict(files.metrics.get("train", {}))
+        self.metrics = json_field(files.metrics, "train", dict, files.path / "metrics.json", {})
         stream = files.extra.get("stream.json")
         if stream is not None:
             try:

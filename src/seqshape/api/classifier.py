@@ -13,17 +13,29 @@ import numpy as np
 import torch
 
 from .. import __version__, runtime
-from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
+from ..artifacts import build_net, config_from_dict, load_model_dir, save_model_dir
 from ..batching import BucketBatchSampler, collate
-from ..data.scaling import StandardScaler
+from ..data.scaling import StandardScaler, znorm_each
 from ..data.sequences import SequenceSet, from_arrays, sorted_labels
-from ..errors import ConfigError, DataError, ShapeError
+from ..errors import ConfigError, DataError, ShapeError, TrainingError
 from ..models.classifier import ClassifierConfig, ClassifierNet
 from ..shapes import check_feature_counts
+from ..train.checkpoint import data_digest
 from ..train.loop import TrainConfig, TrainResult, fit
 from ..train.metrics import classification_report
+from ..untrusted import fits
 
 KIND = "classifier"
+# stride="auto": pool by ceil(median training length / AUTO_STEPS), so that a long series takes
+# about AUTO_STEPS recurrent steps (ACSF1: 1,460 -> 64) and a short one keeps every step
+AUTO_STEPS = 64
+# a run that diverges (non-finite loss or gradient) starts again with lr / 4, at most this often
+RESTARTS = 2
+
+
+def auto_stride(lengths: list[int], steps: int = AUTO_STEPS) -> int:
+    """The pooling stride that leaves about ``steps`` recurrent steps for the median length."""
+    return max(1, -(-int(np.median(lengths)) // steps))
 
 
 def _as_set(X, y=None, name="X") -> SequenceSet:
@@ -67,17 +79,24 @@ class SequenceClassifier:
         cell: str = "lstm",
         dropout: float = 0.3,
         pooling: str = "last",
+        frontend: str = "none",
+        conv_channels: int = 64,
+        conv_kernel: int = 7,
+        conv_summary: bool = False,
+        stride: int | str = "auto",
+        series_norm: bool = False,
         epochs: int = 150,
         batch_size: int = 16,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         patience: int = 40,
+        lr_schedule: str = "plateau",
         label_smoothing: float = 0.1,
         val_fraction: float = 0.1,
         seed: int = 0,
         scale: bool = True,
         threads: int | None = None,
-        progress: bool = False,
+        progress: bool = True,
     ) -> None:
         self.model_options = dict(
             hidden_size=hidden_size,
@@ -86,13 +105,22 @@ class SequenceClassifier:
             cell=cell,
             dropout=dropout,
             pooling=pooling,
+            frontend=frontend,
+            conv_channels=conv_channels,
+            conv_kernel=conv_kernel,
+            conv_summary=conv_summary,
         )
+        if stride != "auto" and not (isinstance(stride, int) and stride >= 1):
+            raise ConfigError(f"stride: expected a positive integer or 'auto', got {stride!r}")
+        self.stride = stride
+        self.series_norm = series_norm
         self.train_config = TrainConfig(
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
             weight_decay=weight_decay,
             patience=patience,
+            lr_schedule=lr_schedule,
             seed=seed,
             monitor="val_loss",
             monitor_mode="min",
@@ -157,15 +185,21 @@ class SequenceClassifier:
             Xva, yva = [train.X[i] for i in va_idx], y_all[va_idx]
         else:
             Xtr, ytr, Xva, yva = train.X, y_all, [], np.zeros(0, dtype=np.int64)
+        if self.series_norm:
+            Xtr = znorm_each(Xtr)
+            Xva = znorm_each(Xva, name="X_val") if len(Xva) else Xva
         if self.scale:
             self.scaler = StandardScaler().fit(Xtr)
             Xtr = self.scaler.transform(Xtr)
             Xva = self.scaler.transform(Xva) if len(Xva) else Xva
-        torch.manual_seed(self.train_config.seed)
+        options = dict(self.model_options, stride=self.stride)
+        if options["frontend"] == "none":  # the front-end's own options do not apply
+            options.update(stride=1, conv_summary=False)
+        elif options["stride"] == "auto":
+            options["stride"] = auto_stride([len(a) for a in Xtr])
         self.config = ClassifierConfig(
-            input_size=train.n_features, num_outputs=len(self.classes_), **self.model_options
+            input_size=train.n_features, num_outputs=len(self.classes_), **options
         )
-        self.net = ClassifierNet(self.config)
         tc = self.train_config
         if not len(Xva):
             tc = replace(tc, monitor="train_loss", patience=0)
@@ -186,26 +220,42 @@ class SequenceClassifier:
             acc = float((logits.argmax(1).numpy() == yva).mean())
             return {"val_loss": loss, "val_accuracy": acc}
 
-        self.train_result = fit(
-            self.net,
-            train_batches=batches,
-            n_batches=len(sampler),
-            loss_fn=loss_fn,
-            validate=validate if len(Xva) else None,
-            config=tc,
-            progress=self.progress,
-            log_path=Path(log_path) if log_path else None,
-            description="classify",
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-        )
+        restarts = []
+        while True:
+            torch.manual_seed(tc.seed)
+            self.net = ClassifierNet(self.config)
+            try:
+                self.train_result = fit(
+                    self.net,
+                    train_batches=batches,
+                    n_batches=len(sampler),
+                    loss_fn=loss_fn,
+                    validate=validate if len(Xva) else None,
+                    config=tc,
+                    progress=self.progress,
+                    log_path=Path(log_path) if log_path else None,
+                    description="classify",
+                    checkpoint_dir=checkpoint_dir,
+                    checkpoint_every=checkpoint_every,
+                    resume=resume and not restarts,
+                    data_digest=data_digest(Xtr, ytr, Xva, yva),
+                )
+                break
+            except TrainingError as e:
+                # diverged: start again, slower, by itself; a user never meets "lower --lr"
+                if len(restarts) >= RESTARTS:
+                    raise
+                restarts.append({"lr": tc.lr, "error": str(e)})
+                tc = replace(tc, lr=tc.lr / 4)
         self.metrics = self.train_result.summary(
             tc.monitor,
             padding_waste=round(sampler.padding_waste(), 4),
             n_train=len(Xtr),
             n_val=len(Xva),
         )
+        if restarts:
+            self.metrics["restarts"] = restarts
+            self.metrics["lr_used"] = tc.lr
         return self
 
     # -- inference ----------------------------------------------------------------------------
@@ -218,6 +268,8 @@ class SequenceClassifier:
     ) -> torch.Tensor:
         """(n,) list of (T_i, F) -> (n, N) logits, in input order; batches sorted by length."""
         self._check_fitted()
+        if not scaled and self.series_norm:
+            X = znorm_each(X)
         if not scaled and self.scaler is not None:
             X = self.scaler.transform(X)
         n = len(X)
@@ -304,6 +356,7 @@ class SequenceClassifier:
             preprocessing={
                 "classes": self.classes_,
                 "scaler": self.scaler.to_dict() if self.scaler is not None else None,
+                "series_norm": self.series_norm,
             },
             metrics={
                 "seqshape_version": __version__,
@@ -328,21 +381,34 @@ class SequenceClassifier:
                     "cell",
                     "dropout",
                     "pooling",
+                    "frontend",
+                    "conv_channels",
+                    "conv_kernel",
+                    "conv_summary",
+                    "stride",
                 )
             }
         )
         self.config = config
-        self.net = ClassifierNet(config)
-        load_weights(self.net, files)
+        self.net = build_net(ClassifierNet, config, files)
         self.net.eval()
         pre = files.preprocessing
         classes = pre.get("classes")
-        if not isinstance(classes, list) or len(classes) != config.num_outputs:
+        if not fits(classes, list[str | int | float])[0] or len(classes) != config.num_outputs:
             raise _artifact_error(
                 files.path, f"classes: expected {config.num_outputs} names, got {classes!r}"
             )
         self.classes_ = classes
-        self.scaler = StandardScaler.from_dict(pre["scaler"]) if pre.get("scaler") else None
+        series_norm = pre.get("series_norm", False)
+        if not isinstance(series_norm, bool):
+            raise _artifact_error(
+                files.path, f"series_norm: expected true or false, got {series_norm!r}"
+            )
+        self.series_norm = series_norm
+        try:
+            self.scaler = StandardScaler.from_dict(pre["scaler"]) if pre.get("scaler") else None
+        except ConfigError as e:
+            raise _artifact_error(files.path, str(e)) from None
         self.metrics = files.metrics.get("train", {})
         return self
 

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from .. import __version__, runtime
-from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
+from ..artifacts import build_net, config_from_dict, json_field, load_model_dir, save_model_dir
 from ..batching import Batch, BucketBatchSampler
 from ..data.scaling import StandardScaler
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..models.generator import GeneratorConfig, GeneratorNet
 from ..models.seq2seq import sequence_loss
+from ..train.checkpoint import data_digest
 from ..train.loop import TrainConfig, TrainResult, fit
 from .seq2seq import Side, split_indices, token_metrics, value_metrics
 
@@ -51,7 +52,7 @@ class SequenceGenerator:
         seed: int = 0,
         scale: bool = True,
         threads: int | None = None,
-        progress: bool = False,
+        progress: bool = True,
     ) -> None:
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"val_fraction: expected a value in [0, 1), got {val_fraction!r}")
@@ -113,8 +114,23 @@ class SequenceGenerator:
         return batch
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, V, Y, *, V_val=None, Y_val=None, log_path: str | Path | None = None):
-        """Train on static vectors ``V`` (n, F) and their target sequences ``Y``."""
+    def fit(
+        self,
+        V,
+        Y,
+        *,
+        V_val=None,
+        Y_val=None,
+        log_path: str | Path | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+    ):
+        """Train on static vectors ``V`` (n, F) and their target sequences ``Y``.
+
+        ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit (a resumed run
+        needs the same data and options, and ends with the same weights).
+        """
         runtime.configure(self.threads)
         self.config = None
         V = self._static(V)
@@ -177,6 +193,10 @@ class SequenceGenerator:
             progress=self.progress,
             log_path=Path(log_path) if log_path else None,
             description="generate",
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            data_digest=data_digest(Vtr, Ytr, Vva, Yva),
         )
         self.metrics = self.train_result.summary(tc.monitor, n_train=len(Ytr), n_val=len(Yva))
         return self
@@ -287,7 +307,7 @@ class SequenceGenerator:
                     "condition_every_step",
                 )
             },
-            beam_size=int(pre.get("beam_size", 1)),
+            beam_size=json_field(pre, "beam_size", int, where, 1),
             threads=threads,
         )
         self.config = config
@@ -301,8 +321,7 @@ class SequenceGenerator:
             self.scaler = StandardScaler.from_dict(pre["scaler"]) if pre.get("scaler") else None
         except ConfigError as e:
             raise ArtifactError(f"{where}: {e}") from None
-        self.net = GeneratorNet(config)
-        load_weights(self.net, files)
+        self.net = build_net(GeneratorNet, config, files)
         self.net.eval()
         self.columns = pre.get("columns")
         self.metrics = files.metrics.get("train", {})

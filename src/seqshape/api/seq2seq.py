@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import __version__, runtime
-from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
+from ..artifacts import build_net, config_from_dict, json_field, load_model_dir, save_model_dir
 from ..batching import Batch, BucketBatchSampler, lengths_to_mask, pad_sequences
 from ..data.pairs import PairSet
 from ..data.scaling import StandardScaler
@@ -36,6 +36,7 @@ from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqNet, sequence_loss
 from ..shapes import check_feature_counts
 from ..train import text_metrics
+from ..train.checkpoint import data_digest
 from ..train.loop import TrainConfig, TrainResult, fit
 
 KIND = "seq2seq"
@@ -304,7 +305,7 @@ class Seq2Seq:
         seed: int = 0,
         scale: bool = True,
         threads: int | None = None,
-        progress: bool = False,
+        progress: bool = True,
     ) -> None:
         self.model_options = dict(
             attention=attention,
@@ -364,11 +365,15 @@ class Seq2Seq:
         val_sources=None,
         val_targets=None,
         log_path: str | Path | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
     ) -> Seq2Seq:
         """Train on sources -> targets (lists of token lists or of arrays, or one PairSet).
 
         Without ``val_sources`` a ``val_fraction`` of the unique training sources is held out for
-        early stopping.
+        early stopping. ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit
+        (a resumed run needs the same data and options, and ends with the same weights).
         """
         runtime.configure(self.threads)
         src, tgt = _pairs(sources, targets)
@@ -442,6 +447,11 @@ class Seq2Seq:
             progress=self.progress,
             log_path=Path(log_path) if log_path else None,
             description="seq2seq",
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            data_digest=data_digest(tr_src, tr_tgt, vsrc, vtgt),
+            generators={"teacher_forcing": sampling},
         )
         self.metrics = self.train_result.summary(
             tc.monitor,
@@ -628,7 +638,7 @@ class Seq2Seq:
         config = config_from_dict(Seq2SeqConfig, files.config, files.path / "config.json")
         pre = files.preprocessing
         where = str(files.path / "preprocessing.json")
-        decoding = pre.get("decoding") or {}
+        decoding = json_field(pre, "decoding", dict | None, where) or {}
         self = cls(
             **{
                 k: getattr(config, k)
@@ -643,9 +653,9 @@ class Seq2Seq:
                     "dropout",
                 )
             },
-            beam_size=int(decoding.get("beam_size", 1)),
-            length_penalty=float(decoding.get("length_penalty", 1.0)),
-            max_len=decoding.get("max_len"),
+            beam_size=json_field(decoding, "beam_size", int, where, 1),
+            length_penalty=json_field(decoding, "length_penalty", float, where, 1.0),
+            max_len=json_field(decoding, "max_len", int | None, where),
             threads=threads,
         )
         self.config = config
@@ -658,10 +668,9 @@ class Seq2Seq:
                 f"{where}: vocabulary/feature sizes ({self.source.size}, {self.target.size}) do "
                 f"not match the config ({expected_in}, {expected_out})"
             )
-        self.net = Seq2SeqNet(config)
-        load_weights(self.net, files)
+        self.net = build_net(Seq2SeqNet, config, files)
         self.net.eval()
-        self.text_options = dict(pre.get("text") or {})
+        self.text_options = json_field(pre, "text", dict | None, where) or {}
         self.metrics = files.metrics.get("train", {})
         return self
 

@@ -23,12 +23,13 @@ import numpy as np
 import torch
 
 from .. import __version__, runtime
-from ..artifacts import config_from_dict, load_model_dir, load_weights, save_model_dir
+from ..artifacts import build_net, config_from_dict, load_model_dir, save_model_dir
 from ..batching import BucketBatchSampler, collate, pad_sequences
 from ..data.scaling import StandardScaler
 from ..data.sequences import sorted_labels
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..models.tagger import TASKS, TaggerConfig, TaggerNet, tagger_loss
+from ..train.checkpoint import data_digest
 from ..train.loop import TrainConfig, TrainResult, fit
 from ..train.metrics import classification_report
 from .seq2seq import _as_arrays, split_indices, value_metrics
@@ -225,7 +226,7 @@ class SequenceTagger:
         seed: int = 0,
         scale: bool = True,
         threads: int | None = None,
-        progress: bool = False,
+        progress: bool = True,
     ) -> None:
         if task not in TASKS:
             raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
@@ -315,8 +316,23 @@ class SequenceTagger:
         return out
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, X, Y, *, X_val=None, Y_val=None, log_path: str | Path | None = None):
-        """Train on sequences ``X`` and their per-step targets ``Y``."""
+    def fit(
+        self,
+        X,
+        Y,
+        *,
+        X_val=None,
+        Y_val=None,
+        log_path: str | Path | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+    ):
+        """Train on sequences ``X`` and their per-step targets ``Y``.
+
+        ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit (a resumed run
+        needs the same data and options, and ends with the same weights).
+        """
         runtime.configure(self.threads)
         self.config = None
         X = self._inputs(X)
@@ -397,6 +413,10 @@ class SequenceTagger:
             progress=self.progress,
             log_path=Path(log_path) if log_path else None,
             description="tag",
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            data_digest=data_digest(Xtr, Ytr, Xva, Yva),
         )
         self.metrics = self.train_result.summary(
             tc.monitor,
@@ -515,8 +535,7 @@ class SequenceTagger:
             threads=threads,
         )
         self.config = config
-        self.net = TaggerNet(config)
-        load_weights(self.net, files)
+        self.net = build_net(TaggerNet, config, files)
         self.net.eval()
         pre = files.preprocessing
         where = files.path / "preprocessing.json"

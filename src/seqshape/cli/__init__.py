@@ -12,11 +12,12 @@ import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from ..errors import ConfigError, SeqshapeError
+from .common import MaxBeam, MaxHorizon, MaxSamples, Threads
 
 app = typer.Typer(
     name="seqshape",
@@ -89,7 +90,7 @@ def evaluate(
     missing: Annotated[
         str, typer.Option("--missing", help="Missing values in the data: error|ffill|zero.")
     ] = "error",
-    threads: Annotated[int | None, typer.Option("--threads", help="Compute threads.")] = None,
+    threads: Threads = None,
     beam: Annotated[
         int | None,
         typer.Option("--beam", help="Beam size for token decoders (seq2seq, generator)."),
@@ -106,17 +107,50 @@ def evaluate(
             "sample paths per window (its coverage widens with K as per-step intervals do not).",
         ),
     ] = 0,
+    data_format: Annotated[
+        Literal["csv", "m4"],
+        typer.Option(
+            "--format",
+            help="Forecasters: csv, or m4 (an M4 train file as --data and its test file as "
+            "--test; prints the competition's sMAPE, MASE and OWA).",
+        ),
+    ] = "csv",
+    test: Annotated[
+        Path | None,
+        typer.Option("--test", help="With --format m4: the test file (the values to forecast)."),
+    ] = None,
+    max_horizon: MaxHorizon = None,
+    max_beam: MaxBeam = None,
+    max_samples: MaxSamples = None,
 ) -> None:
     """Evaluate a trained model on labelled data (metrics as a table, or JSON with --json)."""
+    from .. import limits
+    from ..outfiles import check_input
+    from ..progress import Reporter
+    from .forecast import parse_horizons
+
+    # every bound is checked before any work (loading the model, reading the data)
+    limits.check("--beam", beam, "beam", max_beam)
+    limits.check("--samples", samples, "samples", max_samples, low=0)
+    for k in parse_horizons(horizons):
+        limits.check("--horizons", k, "horizon", max_horizon)
+    check_input(data, "--data")
     mod = _kind_module(model_dir)
     opts = {"beam": beam} if beam is not None else {}
+    if data_format != "csv" or test is not None:
+        if mod.__name__.rsplit(".", 1)[-1] != "forecast":
+            raise ConfigError("--format/--test: only forecasters read M4 files")
+        if test is not None:
+            check_input(test, "--test")
+        opts.update(data_format=data_format, test=test)
     if horizons is not None:
         opts["horizons"] = horizons
     if samples:
         if mod.__name__.rsplit(".", 1)[-1] != "forecast":
             raise ConfigError("--samples: only forecasters draw sample paths")
         opts["samples"] = samples
-    result = mod.evaluate(model_dir, data, missing=missing, threads=threads, **opts)
+    with Reporter(f"evaluate {model_dir}"):
+        result = mod.evaluate(model_dir, data, missing=missing, threads=threads, **opts)
     if as_json:
         typer.echo(json.dumps(result, allow_nan=False))
     else:
@@ -133,7 +167,7 @@ def predict(
     missing: Annotated[
         str, typer.Option("--missing", help="Missing values in the data: error|ffill|zero.")
     ] = "error",
-    threads: Annotated[int | None, typer.Option("--threads", help="Compute threads.")] = None,
+    threads: Threads = None,
     backend: Annotated[
         str,
         typer.Option(
@@ -145,6 +179,11 @@ def predict(
     """Predict one row per sequence and write a CSV (id, prediction, per-class probabilities)."""
     if backend not in ("torch", "onnx"):
         raise ConfigError(f"--backend: expected torch or onnx, got {backend!r}")
+    from ..outfiles import check_input, check_output
+    from ..progress import Reporter
+
+    check_input(data, "--data")
+    check_output(output, "--output")
     mod = _kind_module(model_dir)
     opts = {}
     if backend != "torch":
@@ -154,7 +193,8 @@ def predict(
                 "use --backend torch"
             )
         opts["backend"] = backend
-    n = mod.predict(model_dir, data, output, missing=missing, threads=threads, **opts)
+    with Reporter(f"predict {model_dir}"):
+        n = mod.predict(model_dir, data, output, missing=missing, threads=threads, **opts)
     typer.echo(f"wrote {n} predictions to {output}", err=True)
 
 
@@ -203,7 +243,10 @@ def _usage_error(e) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors (bad options, bad files) -> one line on stderr, exit code 2."""
     try:
-        app(args=argv, prog_name="seqshape", standalone_mode=False)
+        # typer turns Ctrl-C (and an Exit raised in a command) into a returned exit code here
+        code = app(args=argv, prog_name="seqshape", standalone_mode=False)
+        if code == 130:
+            typer.echo("interrupted", err=True)
     except SeqshapeError as e:
         typer.echo(f"error: {type(e).__name__}: {_one_line(e)}", err=True)
         return 2
@@ -228,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         target = e.filename if e.filename2 is None else f"{e.filename} -> {e.filename2}"
         typer.echo(f"error: {target}: {e.strerror or e}", err=True)
         return 2
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -173,14 +174,20 @@ def detect(
     threads: Threads = None,
     progress: Progress = False,
 ) -> None:
-    """Score every row of a series causally (each score uses only the past) and flag anomalies."""
+    """Score every row of a series causally (each score uses only the past) and flag anomalies.
+
+    Every input (data, labels, detector, options) is read and checked before any work; --output,
+    --plot and --save are written at the end, each complete or not at all (temporary files named
+    ``.NAME.tmp-PID-*`` and renamed; a killed run's are removed by the next one)."""
     from .. import runtime
     from ..anomaly.detector import AnomalyDetector, DetectorConfig
+    from ..artifacts import writer_temp
 
     runtime.configure(threads)
     cols = [c.strip() for c in value_columns.split(",") if c.strip()] if value_columns else []
     timestamps, values, names = read_detect_csv(data, timestamp_column, cols)
     n = len(values)
+    windows = read_labels(labels, data, timestamps) if labels is not None else []
     if model is not None:
         det = AnomalyDetector.load(model)
         if det.config.n_targets != values.shape[1]:
@@ -212,27 +219,21 @@ def detect(
         except DataError as exc:
             raise DataError(f"{data}: {exc}") from None
     out = det.score_series(values, timestamps, warmup=warm)
-    if save is not None:
-        det.save(save)
-    _write_output(output, timestamps, values, names, out)
-    windows = read_labels(labels, data, timestamps) if labels is not None else []
     flags = out["is_anomaly"]
-    if plot is not None:
-        from ..anomaly.plots import detection_png
-
-        cut = det.threshold_value if det.method == "fixed" else det.quantile_cut
-        detection_png(
-            plot,
-            timestamps=timestamps,
-            values=values,
-            scores=out["score"],
-            flags=flags,
-            predictions=out["prediction"],
-            windows=windows,
-            train_size=warm,
-            threshold=cut,
-            title=f"{data.name}: {int(flags.sum())} flagged ({det.config.threshold})",
-        )
+    done: list[tuple[Path, Path]] = []  # (temporary, final): renamed once all are written
+    try:
+        done.append((writer_temp(output), output))
+        _write_output(done[-1][0], timestamps, values, names, out)
+        if plot is not None:
+            done.append((writer_temp(plot, suffix=plot.suffix or ".png"), plot))
+            _detect_plot(done[-1][0], det, data, timestamps, values, out, windows, warm)
+        if save is not None:
+            det.save(save)  # a model directory: itself written aside and swapped in
+        for tmp, final in done:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in done:
+            tmp.unlink(missing_ok=True)
     msg = f"scored {n} rows ({warm} warm-up), flagged {int(flags.sum())}; wrote {output}"
     if windows:
         hit = sum(bool(flags[a : b + 1].any()) for a, b in windows)
@@ -241,6 +242,25 @@ def detect(
             inside[a : b + 1] = True
         msg += f"; {hit} of {len(windows)} label windows hit, {int((flags & ~inside).sum())} flags outside"
     typer.echo(msg, err=True)
+
+
+def _detect_plot(path: Path, det, data: Path, timestamps, values, out, windows, warm) -> None:
+    from ..anomaly.plots import detection_png
+
+    flags = out["is_anomaly"]
+    cut = det.threshold_value if det.method == "fixed" else det.quantile_cut
+    detection_png(
+        path,
+        timestamps=timestamps,
+        values=values,
+        scores=out["score"],
+        flags=flags,
+        predictions=out["prediction"],
+        windows=windows,
+        train_size=warm,
+        threshold=cut,
+        title=f"{data.name}: {int(flags.sum())} flagged ({det.config.threshold})",
+    )
 
 
 def _write_output(path: Path, timestamps, values, names, out: dict) -> None:

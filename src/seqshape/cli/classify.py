@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -32,7 +30,6 @@ from .common import (
     Resume,
     Seed,
     Threads,
-    checkpoint_dir,
 )
 
 CLASSIFY_KEYS = set(SHARED_KEYS) | {
@@ -89,12 +86,13 @@ def train_classify(
     """Train a many-to-one classifier: (T, F) sequences of any lengths -> one of N classes.
 
     A checkpoint is written to OUT.ckpt/ after every epoch (and every --checkpoint-every steps);
-    --resume continues a killed run from it. It is removed once the model directory is written.
+    --resume continues a killed run from it. It is removed once the model directory is written
+    (and after an error; see cli/training.py).
     """
     from ..api.classifier import SequenceClassifier
     from ..data.sequences import read_sequences
     from ..train import distributed
-    from ..train.checkpoint import checkpoint_path
+    from .training import say_resumed, train_run
 
     opts = merge_opts(
         config,
@@ -115,23 +113,13 @@ def train_classify(
     val_set = read_sequences(val, missing=missing) if val else None
     test_set = read_sequences(test, missing=missing) if test else None
     clf = SequenceClassifier(progress=progress, threads=threads, **opts)
-    ckpt = checkpoint_dir(out)
-    if resume and not checkpoint_path(ckpt).exists():
-        typer.echo(f"no checkpoint in {ckpt}: training from the start", err=True)
-    elif not resume and checkpoint_path(ckpt).exists():
-        typer.echo(
-            f"note: {ckpt} holds an earlier run's checkpoint; --resume continues it", err=True
+    with train_run(out, resume=resume, checkpoint_every=checkpoint_every) as run:
+        result = train_and_save(
+            clf, train_set, val_set, test_set, out, checkpointing=run.fit_kwargs()
         )
-    checkpointing = dict(checkpoint_dir=ckpt, checkpoint_every=checkpoint_every, resume=resume)
-    result = train_and_save(clf, train_set, val_set, test_set, out, checkpointing=checkpointing)
-    if not distributed.is_main():  # torchrun: rank 0 writes the model and cleans up
+    if not distributed.is_main():  # torchrun: rank 0 writes the model
         return
-    shutil.rmtree(ckpt, ignore_errors=True)
-    resumed = clf.train_result.resumed_from if clf.train_result else None
-    if resumed:
-        typer.echo(
-            f"resumed after epoch {resumed['epoch']} step {resumed['step']} from {ckpt}", err=True
-        )
+    say_resumed(run, clf)
     print_report(result["test"]) if "test" in result else None
     typer.echo(f"model written to {out}", err=True)
 
@@ -152,6 +140,7 @@ def train_and_save(
     ``checkpointing``: checkpoint_dir / checkpoint_every / resume for ``clf.fit``; the training log
     then lives in the checkpoint directory (a killed run leaves no stray temporary directory).
     """
+    from ..artifacts import writer_temp
     from ..plots import confusion_matrix_png, training_curve_png
     from ..train import distributed
 
@@ -161,10 +150,10 @@ def train_and_save(
     work_dir = checkpointing.get("checkpoint_dir")
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-        work = contextlib.nullcontext(str(work_dir))
-    else:
-        work = tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.log-")
-    with work as tmp:
+        tmp = Path(work_dir)
+    else:  # .OUT.tmp-PID-*: swept by the next writer of OUT if this process is killed
+        tmp = writer_temp(out, directory=True)
+    try:
         log = Path(tmp) / "train_log.jsonl"
         t0 = time.perf_counter()
         clf.fit(train_set, X_val=val_set, log_path=log, **checkpointing)
@@ -178,8 +167,15 @@ def train_and_save(
             result["test"] = clf.evaluate(test_set)
         clf.save(out, extra_metrics={k: v for k, v in result.items() if k != "train"})
         os.replace(log, out / "train_log.jsonl")
+    finally:
+        if work_dir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
     if clf.train_result and clf.train_result.history:
-        training_curve_png(clf.train_result.history, out / "training_curve.png")
+        training_curve_png(
+            clf.train_result.history,
+            out / "training_curve.png",
+            best_epoch=clf.train_result.best_epoch,
+        )
     if "test" in result:
         t = result["test"]
         confusion_matrix_png(
@@ -230,6 +226,7 @@ def predict(
     backend: str = "torch",
 ) -> int:
     from ..data.sequences import read_sequences
+    from ..outfiles import atomic_output
 
     if backend == "onnx":
         clf = _onnx_classifier(Path(model_dir), threads)
@@ -239,19 +236,11 @@ def predict(
         clf = SequenceClassifier.load(model_dir, threads=threads)
     seqs = read_sequences(data, missing=missing)
     proba = clf.predict_proba(seqs)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["id", "predicted"] + [f"p_{c}" for c in clf.classes_])
-            for sid, p in zip(seqs.ids, proba):
-                w.writerow([sid, clf.classes_[int(p.argmax())]] + [f"{v:.6f}" for v in p])
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(output, flag="--output") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "predicted"] + [f"p_{c}" for c in clf.classes_])
+        for sid, p in zip(seqs.ids, proba):
+            w.writerow([sid, clf.classes_[int(p.argmax())]] + [f"{v:.6f}" for v in p])
     return len(seqs.ids)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ConfigError
+from ..limits import MAX_BEAM, MAX_HORIZON, MAX_SAMPLES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,6 +37,8 @@ ConfigFile = Annotated[
         "layers, ...); flags given on the command line win.",
     ),
 ]
+
+
 def _threads(value: int | None) -> int | None:
     from ..limits import check_threads
 
@@ -49,6 +52,27 @@ Threads = Annotated[
         help="Compute threads, 1 to the usable cores (default: the cores other work leaves idle, "
         "from the 1-minute load average).",
         callback=_threads,
+    ),
+]
+MaxHorizon = Annotated[
+    int | None,
+    typer.Option(
+        "--max-horizon",
+        help=f"Raise the limit on K (default {MAX_HORIZON}, as the server's; "
+        "env SEQSHAPE_MAX_HORIZON).",
+    ),
+]
+MaxBeam = Annotated[
+    int | None,
+    typer.Option(
+        "--max-beam", help=f"Raise the limit on --beam (default {MAX_BEAM}; env SEQSHAPE_MAX_BEAM)."
+    ),
+]
+MaxSamples = Annotated[
+    int | None,
+    typer.Option(
+        "--max-samples",
+        help=f"Raise the limit on --samples (default {MAX_SAMPLES}; env SEQSHAPE_MAX_SAMPLES).",
     ),
 ]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
@@ -188,10 +212,12 @@ KEY_SPECS: dict[str, KeySpec] = {
     "max_windows_per_epoch": _POS,
     "stride": _POS,
     "attention": KeySpec(str, choices=("none", "additive", "general", "dot")),
-    "beam": _POS,
+    "beam": KeySpec(int, lo=1, hi=MAX_BEAM),
     "length_penalty": KeySpec(float, lo=0.0, hi=10.0),
     "embedding": _POS,
     "teacher_forcing": _PROB,
+    "season": _POS,
+    "start": KeySpec(str, choices=("best", "least_squares", "naive", "seasonal_naive")),
 }
 
 

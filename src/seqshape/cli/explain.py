@@ -15,6 +15,7 @@ import typer
 
 from ..errors import ConfigError
 from . import app
+from .common import Threads
 
 MODES = ("classify", "tag", "forecast", "seq2seq", "generate")
 
@@ -84,16 +85,21 @@ def explain_command(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Also draw the stages to this PNG file.")
     ] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Compute threads.")] = None,
+    threads: Threads = None,
 ) -> None:
     """Run a real forward pass and show each stage: tensor, shape in legend letters, meaning."""
     from .. import runtime
     from ..explain import EXPLAINERS, MODEL_FIELDS, ExplainOptions, explain_mode, explain_model_dir
+    from ..outfiles import check_input, check_output
 
     if fmt not in ("table", "json"):
         raise ConfigError(f"--format: expected table or json, got {fmt!r}")
     if plot is not None and plot.suffix.lower() != ".png":
         raise ConfigError(f"--plot: expected a file name ending in .png, got {str(plot)!r}")
+    if plot is not None:
+        check_output(plot, "--plot")
+    if data is not None:
+        check_input(data, "--data")
     runtime.configure(threads)
     model = {
         "input_size": input_size,

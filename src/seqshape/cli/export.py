@@ -36,9 +36,14 @@ def export(
         raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     from .. import runtime
     from ..infer.export import export_onnx, read_metadata
+    from ..outfiles import check_output
+    from ..progress import Reporter
 
+    if out is not None:
+        check_output(out, "--out")
     runtime.configure(threads)
-    path = export_onnx(model_dir, out)
+    with Reporter(f"export {model_dir}"):
+        path = export_onnx(model_dir, out)
     meta = read_metadata(path)
     for part, info in meta["parts"].items():
         shapes = ", ".join(

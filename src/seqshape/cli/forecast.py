@@ -6,9 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,14 +21,18 @@ from .common import (
     SHARED_KEYS,
     BatchSize,
     Cell,
+    CheckpointEvery,
     ConfigFile,
     Dropout,
     Epochs,
     Hidden,
     Layers,
     Lr,
+    MaxHorizon,
+    MaxSamples,
     Out,
     Progress,
+    Resume,
     Seed,
     Threads,
 )
@@ -48,6 +51,8 @@ FORECAST_KEYS = set(SHARED_KEYS) | {
     "train_highway",
     "keep_start",
     "lr_schedule",
+    "season",
+    "start",
     "lr_patience",
     "weight_decay",
     "sampling_ratio",
@@ -58,6 +63,19 @@ FORECAST_KEYS = set(SHARED_KEYS) | {
 
 def _cols(text: str | None) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
+
+def parse_horizons(text: str | None) -> list[int]:
+    """``"24,48,168"`` -> [24, 48, 168] (None -> []); anything else is a ConfigError."""
+    try:
+        values = [int(v) for v in _cols(text)]
+    except ValueError:
+        values = []
+    if text is not None and (not values or min(values) < 1):
+        raise ConfigError(
+            f"--horizons: expected comma-separated positive integers like 24,48, got {text!r}"
+        )
+    return values
 
 
 def read_frame(path: Path, spec: dict):
@@ -125,15 +143,33 @@ def train_forecast(
         Path,
         typer.Option(
             "--data",
-            help="Wide CSV (time column + value columns) or long CSV (series id + time + values).",
+            help="Wide CSV (time column + value columns), long CSV (series id + time + values), "
+            "or with --format m4 an M4 train file (one series a row).",
         ),
     ],
-    target: Annotated[
-        str, typer.Option("--target", help="Target column(s), comma-separated (O outputs).")
-    ],
     out: Out,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", help="Target column(s), comma-separated (O outputs); CSV data only."
+        ),
+    ] = None,
+    data_format: Annotated[
+        Literal["csv", "m4"],
+        typer.Option(
+            "--format",
+            help="csv, or m4: the M4 competition's layout (id, then the values, padded). An m4 "
+            "run trains one global model, validated on the last --horizon values of each series; "
+            "score it with `seqshape evaluate DIR --data TRAIN --test TEST --format m4`.",
+        ),
+    ] = "csv",
     lookback: Annotated[
-        int | None, typer.Option("--lookback", help="History steps N the model reads (default 48).")
+        int | None,
+        typer.Option(
+            "--lookback",
+            help="History steps N the model reads (default: three seasons or two horizons, "
+            "whichever is longer, within what the training part allows).",
+        ),
     ] = None,
     horizon: Annotated[
         int | None,
@@ -174,10 +210,10 @@ def train_forecast(
         int | None,
         typer.Option(
             "--highway",
-            help="P > 0 adds a linear autoregressive term over the last P values beside the LSTM "
-            "(LSTNet's highway), solved by least squares before training. Default 0 (off). "
-            "Worth trying with P = --lookback: on ETTh1 and AirPassengers it cut the LSTM's test "
-            "MSE by 23-75%.",
+            help="P > 0: a linear term over the last P values beside the LSTM (LSTNet's "
+            "highway), started from the baseline that forecasts best out of sample (naive, "
+            "seasonal naive or least squares); the LSTM learns what it leaves. Default: the "
+            "lookback. 0 turns it off (the LSTM alone, no baseline guarantee).",
         ),
     ] = None,
     freeze_highway: Annotated[
@@ -194,6 +230,23 @@ def train_forecast(
             "--keep-start/--no-keep-start",
             help="With --highway: validate the least-squares start before training and keep it "
             "unless an epoch beats it (default: keep).",
+        ),
+    ] = None,
+    season: Annotated[
+        int | None,
+        typer.Option(
+            "--season",
+            help="Seasonal period in steps (24 hourly, 12 monthly, 7 daily; 1: none). Default: "
+            "detected from the training part's autocorrelation.",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="The baseline the highway starts from: best (default: the one that forecasts "
+            "best on validation and on the end of the training part) | least_squares | naive | "
+            "seasonal_naive.",
         ),
     ] = None,
     lr_schedule: Annotated[
@@ -233,11 +286,17 @@ def train_forecast(
     config: ConfigFile = None,
     threads: Threads = None,
     progress: Progress = True,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
 ) -> None:
-    """Train a forecaster: N past steps -> K future steps; evaluates a backtest on the test split."""
+    """Train a forecaster: N past steps -> K future steps; evaluates a backtest on the test split.
+
+    Checkpoints go to OUT.ckpt/ (every epoch, and every --checkpoint-every steps); --resume
+    continues a killed run from there (see cli/training.py)."""
     from ..api.forecaster import Forecaster, backtest
     from ..train import distributed
     from .common import merge_config
+    from .training import say_resumed, train_run
 
     opts = merge_config(
         config,
@@ -256,6 +315,8 @@ def train_forecast(
             highway=highway,
             train_highway=None if freeze_highway is None else not freeze_highway,
             keep_start=keep_start,
+            season=season,
+            start=start,
             dropout=dropout,
             cell=cell,
             lr_schedule=lr_schedule,
@@ -266,6 +327,13 @@ def train_forecast(
     opts = {renames.get(k, k): v for k, v in opts.items()}
     if "quantiles" in opts:
         opts["quantiles"] = tuple(opts["quantiles"])
+    from ..outfiles import check_input
+
+    check_input(data, "--data")
+    if data_format == "m4":
+        return _train_m4(data, out, opts, progress, threads, resume, checkpoint_every)
+    if not target:
+        raise ConfigError("--target: expected the target column(s) of the CSV, got none")
     spec = {
         "target": _cols(target),
         "past_covariates": _cols(past_covariates),
@@ -297,26 +365,100 @@ def train_forecast(
         "freq": getattr(frame, "freq", None),
         "future_cov_names": list(frame.future_cov_names),
     }
-    with tempfile.TemporaryDirectory(
-        dir=Path(out).parent if Path(out).parent.exists() else None
-    ) as tmp:
-        log = Path(tmp) / "train_log.jsonl"
-        fc.fit(series, train_end=tr, val_end=va, log_path=log)
+    with train_run(out, resume=resume, checkpoint_every=checkpoint_every) as run:
+        log = run.log
+        fc.fit(series, train_end=tr, val_end=va, log_path=log, **run.fit_kwargs())
         if not distributed.is_main():  # torchrun: rank 0 alone backtests and writes the model
             return
-        m = fc.metrics
-        if m.get("best_epoch") == 0 and "start_val_mse" in m:
-            typer.echo(
-                f"no epoch beat the least-squares start on validation (val MSE "
-                f"{m['start_val_mse']:.5f}): the model is its linear highway, the LSTM's head at "
-                f"zero (--no-keep-start returns the best trained epoch instead)",
-                err=True,
-            )
+        say_which_part_won(fc.metrics)
         result = backtest(fc, series, tr, va, te, [fc.config.horizon])
         fc.save(out, extra_metrics={"test": result})
         os.replace(log, Path(out) / "train_log.jsonl")
+    say_resumed(run, fc)
     print_report(result)
     typer.echo(f"model written to {out}", err=True)
+
+
+def _train_m4(data: Path, out: Path, opts: dict, progress, threads, resume, checkpoint_every):
+    """`train forecast --format m4`: one global model over every series of an M4 train file."""
+    from ..api.forecaster import Forecaster
+    from ..api.m4 import fit_m4
+    from ..data.m4 import read_m4
+    from ..train import distributed
+    from .training import say_resumed, train_run
+
+    train = read_m4(data)
+    fc = Forecaster(progress=progress, threads=threads, **opts)
+    fc.meta = {"format": "m4", "n_series": len(train)}
+    with train_run(out, resume=resume, checkpoint_every=checkpoint_every) as run:
+        log = run.log
+        fit_m4(fc, train, log_path=log, **run.fit_kwargs())
+        if not distributed.is_main():
+            return
+        say_which_part_won(fc.metrics)
+        fc.save(out)
+        os.replace(log, Path(out) / "train_log.jsonl")
+    say_resumed(run, fc)
+    typer.echo(
+        f"model written to {out}; score it with: seqshape evaluate {out} --data {data} "
+        f"--test TEST.csv --format m4",
+        err=True,
+    )
+
+
+def evaluate_m4_files(model_dir: Path, data: Path, test: Path | None, threads=None) -> dict:
+    """`evaluate --format m4`: the competition's sMAPE, MASE and OWA on the test file."""
+    from ..api.forecaster import Forecaster
+    from ..api.m4 import evaluate_m4
+    from ..data.m4 import read_m4, read_m4_pair
+
+    if test is None:
+        raise ConfigError("--test: --format m4 needs the test file (the values after each series)")
+    fc = Forecaster.load(model_dir, threads=threads)
+    horizon = int(read_m4(test).values[0].size)
+    train, test_set = read_m4_pair(data, test, horizon=horizon)
+    season = fc.meta.get("season")
+    if not isinstance(season, int) or season < 1:
+        raise ConfigError(f"{model_dir}: the model records no season; retrain with --season")
+    result = evaluate_m4(fc, train, test_set, season)
+    result.update({"model": str(model_dir), "data": str(data), "test": str(test)})
+    return result
+
+
+def print_m4_report(result: dict) -> None:
+    table = Table(
+        title=f"M4 scoring: {result['n_series']} series, horizon {result['horizon']}, "
+        f"season {result['season']}"
+    )
+    for col in ("", "sMAPE %", "MASE", "OWA"):
+        table.add_column(col, justify="right" if col else "left")
+    for name, r in {"seqshape": result, **result["baselines"]}.items():
+        table.add_row(name, f"{r['smape']:.3f}", f"{r['mase']:.3f}", f"{r['owa']:.3f}")
+    Console().print(table)
+
+
+def say_which_part_won(m: dict) -> None:
+    """One line on stderr: the baselines on validation and what the returned model is."""
+    base = m.get("baselines_val_mase")
+    if not base:
+        return
+    scores = ", ".join(f"{k} {v:.5f}" for k, v in sorted(base.items(), key=lambda kv: kv[1]))
+    start, winner = m["start"], m["winner"]
+    if winner == start:
+        typer.echo(
+            f"baselines (MASE out of sample): {scores}. No epoch beat the {start} start on "
+            f"validation: the model is that baseline, the LSTM's head at zero "
+            f"(--no-keep-start returns the best trained epoch instead)",
+            err=True,
+        )
+    else:
+        gain = m.get("gain_vs_best_baseline")
+        more = f" ({100 * gain:.1f}% lower validation MASE)" if gain is not None else ""
+        typer.echo(
+            f"baselines (MASE out of sample): {scores}. The LSTM improved on the {start} "
+            f"start{more}",
+            err=True,
+        )
 
 
 def evaluate(
@@ -327,10 +469,16 @@ def evaluate(
     threads=None,
     horizons=None,
     samples: int = 0,
+    data_format: str = "csv",
+    test: Path | None = None,
     **_,
 ) -> dict:
     from ..api.forecaster import Forecaster, backtest
 
+    if data_format == "m4":
+        return evaluate_m4_files(model_dir, data, test, threads=threads)
+    if test is not None:
+        raise ConfigError("--test: only --format m4 takes a separate test file")
     fc = Forecaster.load(model_dir, threads=threads)
     spec = dict(fc.meta.get("columns", {}))
     if not spec:
@@ -341,7 +489,7 @@ def evaluate(
     frame = read_frame(data, spec)
     series = frame_to_series(frame)
     sp = fc.meta["split"]
-    hs = [int(h) for h in _cols(horizons)] if horizons else [fc.config.horizon]
+    hs = parse_horizons(horizons) or [fc.config.horizon]
     if fc.config.strategy == "direct" and any(h != fc.config.horizon for h in hs):
         raise ConfigError(f"--horizons: a direct model forecasts exactly K={fc.config.horizon}")
     result = backtest(
@@ -353,6 +501,8 @@ def evaluate(
 
 
 def print_report(result: dict) -> None:
+    if "owa" in result:
+        return print_m4_report(result)
     console = Console()
     for K, row in result["by_horizon"].items():
         table = Table(title=f"backtest, horizon K={K} ({row['n_windows']} windows; scaled units)")
@@ -429,12 +579,26 @@ def forecast_cmd(
             help="torch | onnx (runs DIR/model.onnx + parts, written by `seqshape export DIR`).",
         ),
     ] = "torch",
+    max_horizon: MaxHorizon = None,
+    max_samples: MaxSamples = None,
 ) -> None:
     """Forecast the next K steps after the end of each series in --history (each series needs at
     least the model's lookback rows)."""
+    from .. import limits
     from ..api.forecaster import Forecaster
     from ..data import series as S
+    from ..outfiles import atomic_output, check_input, check_output
+    from ..progress import Reporter
 
+    # bounds and paths before any work: K and S cost time and memory in proportion
+    limits.check("--horizon", horizon, "horizon", max_horizon)
+    limits.check("--samples", samples, "samples", max_samples, low=0)
+    check_input(history, "--history")
+    if future_cov is not None:
+        check_input(future_cov, "--future-covariates")
+    check_output(output, "--output")
+    if plot is not None:
+        check_output(plot, "--plot")
     if backend not in ("torch", "onnx"):
         raise ConfigError(f"--backend: expected torch or onnx, got {backend!r}")
     if backend == "onnx" and samples:
@@ -457,60 +621,60 @@ def forecast_cmd(
     frame = read_frame(history, spec)
     rows = []
     plots = []
-    for i, s in enumerate(frame_to_series(frame)):
-        if len(s.target) < 1:
-            raise DataError(f"{history}: series {s.name} has no rows")
-        ts = S.future_timestamps(s.timestamps, horizon)
-        fcov = None
-        if fc.config.n_future:
-            if spec.get("future_covariates") == "auto":
-                fcov, _ = S.calendar_features(ts, freq=fc.meta.get("freq"))
-            elif future_cov is None:
-                raise DataError(
-                    f"--future-covariates: the model needs the K={horizon} future rows of {spec.get('future_covariates')}"
+    all_series = frame_to_series(frame)
+    with Reporter(f"forecast K={horizon}", total=len(all_series), unit="series") as reporter:
+        for i, s in enumerate(all_series):
+            if len(s.target) < 1:
+                raise DataError(f"{history}: series {s.name} has no rows")
+            ts = S.future_timestamps(s.timestamps, horizon)
+            fcov = None
+            if fc.config.n_future:
+                if spec.get("future_covariates") == "auto":
+                    fcov, _ = S.calendar_features(ts, freq=fc.meta.get("freq"))
+                elif future_cov is None:
+                    raise DataError(
+                        f"--future-covariates: the model needs the K={horizon} future rows of {spec.get('future_covariates')}"
+                    )
+                else:
+                    fr = read_frame(
+                        future_cov,
+                        {
+                            **spec,
+                            "target": spec["future_covariates"],
+                            "past_covariates": [],
+                            "future_covariates": [],
+                        },
+                    )
+                    fcov = fr.target[min(i, len(fr.target) - 1)][:horizon]
+            idx = fc.series_names.index(s.name) if s.name in fc.series_names else 0
+            if runner is not None:
+                res = runner.forecast(
+                    s, horizon, series_index=idx, future_cov=fcov, allow_short=allow_short_history
                 )
             else:
-                fr = read_frame(
-                    future_cov,
-                    {
-                        **spec,
-                        "target": spec["future_covariates"],
-                        "past_covariates": [],
-                        "future_covariates": [],
-                    },
-                )
-                fcov = fr.target[min(i, len(fr.target) - 1)][:horizon]
-        idx = fc.series_names.index(s.name) if s.name in fc.series_names else 0
-        if runner is not None:
-            res = runner.forecast(
-                s, horizon, series_index=idx, future_cov=fcov, allow_short=allow_short_history
-            )
-        else:
-            res = fc.forecast(
-                s, horizon, series_index=idx, future_cov=fcov, samples=samples,
-                allow_short=allow_short_history,
-            )  # fmt: skip
-        names = spec["target"]
-        for k in range(horizon):
-            row = {"series": s.name, "timestamp": str(pd.Timestamp(ts[k]))}
-            for j, n in enumerate(names):
-                row[n] = float(res["point"][k, j])
-                for q, arr in res.get("quantiles", {}).items():
-                    row[f"{n}_q{q:g}"] = float(arr[k, j])
-                if "std" in res:
-                    row[f"{n}_std"] = float(res["std"][k, j])
-                if "samples" in res:
-                    row[f"{n}_p10"] = float(np.quantile(res["samples"][:, k, j], 0.1))
-                    row[f"{n}_p90"] = float(np.quantile(res["samples"][:, k, j], 0.9))
-            rows.append(row)
-        plots.append((s, ts, res))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
+                res = fc.forecast(
+                    s, horizon, series_index=idx, future_cov=fcov, samples=samples,
+                    allow_short=allow_short_history,
+                )  # fmt: skip
+            names = spec["target"]
+            for k in range(horizon):
+                row = {"series": s.name, "timestamp": str(pd.Timestamp(ts[k]))}
+                for j, n in enumerate(names):
+                    row[n] = float(res["point"][k, j])
+                    for q, arr in res.get("quantiles", {}).items():
+                        row[f"{n}_q{q:g}"] = float(arr[k, j])
+                    if "std" in res:
+                        row[f"{n}_std"] = float(res["std"][k, j])
+                    if "samples" in res:
+                        row[f"{n}_p10"] = float(np.quantile(res["samples"][:, k, j], 0.1))
+                        row[f"{n}_p90"] = float(np.quantile(res["samples"][:, k, j], 0.9))
+                rows.append(row)
+            plots.append((s, ts, res))
+            reporter.advance()
+    with atomic_output(output, flag="--output") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, output)
     if plot is not None:
         from ..plots import forecasts_png
 
@@ -576,13 +740,14 @@ def demo_forecast(out: Path, *, seed: int = 0, threads=None, progress: bool = Tr
     ts = S.future_timestamps(s.timestamps[:120], 36)
     fcov, _ = S.calendar_features(ts, freq=frame.freq)
     res = fc.forecast(hist, 36, future_cov=fcov)
-    forecast_png(
-        s.timestamps,
-        s.target,
+    forecast_png(  # history to the origin (end of 1958); the test years drawn as the actual
+        s.timestamps[:120],
+        s.target[:120],
         ts,
         res,
         model_dir / "forecast.png",
         names=["passengers (thousands)"],
+        actual=(s.timestamps[120:], s.target[120:]),
     )
     print_report({**result, "data": "AirPassengers"})
     return {

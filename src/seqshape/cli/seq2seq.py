@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -29,14 +28,17 @@ from .common import (
     SHARED_KEYS,
     BatchSize,
     Cell,
+    CheckpointEvery,
     ConfigFile,
     Dropout,
     Epochs,
     Hidden,
     Layers,
     Lr,
+    MaxBeam,
     Out,
     Progress,
+    Resume,
     Seed,
     Threads,
     merge_config,
@@ -109,26 +111,32 @@ def _finish(model, result: dict, out: Path, log: Path) -> None:
     model.save(out, extra_metrics={k: v for k, v in result.items() if k != "train"})
     os.replace(log, out / "train_log.jsonl")
     if model.train_result and model.train_result.history:
-        training_curve_png(model.train_result.history, out / "training_curve.png")
+        training_curve_png(
+            model.train_result.history,
+            out / "training_curve.png",
+            best_epoch=model.train_result.best_epoch,
+        )
 
 
-def _fit_and_save(model, fit_args: tuple, fit_kwargs: dict, out: Path, evaluate) -> dict | None:
-    """Fit, evaluate, save; None on a torchrun rank other than 0 (rank 0 alone evaluates and
-    writes)."""
+def _fit_and_save(
+    model, fit_args: tuple, fit_kwargs: dict, out: Path, evaluate, resume: bool, every: int | None
+) -> dict | None:
+    """Fit (checkpointing to OUT.ckpt/, resuming with ``resume``; see cli/training.py), evaluate,
+    save; None on a torchrun rank other than 0 (rank 0 alone evaluates and writes)."""
     from ..train import distributed
+    from .training import say_resumed, train_run
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.log-") as tmp:
-        log = Path(tmp) / "train_log.jsonl"
+    with train_run(out, resume=resume, checkpoint_every=every) as run:
+        log = run.log
         t0 = time.perf_counter()
-        model.fit(*fit_args, **fit_kwargs, log_path=log)
+        model.fit(*fit_args, **fit_kwargs, **run.fit_kwargs(), log_path=log)
         if not distributed.is_main():
             return None
         result = {"train": model.metrics, "train_seconds": round(time.perf_counter() - t0, 2)}
         if evaluate is not None:
             result["test"] = evaluate(model)
         _finish(model, result, out, log)
+    say_resumed(run, model)
     return result
 
 
@@ -253,6 +261,8 @@ def train_seq2seq(
     config: ConfigFile = None,
     threads: Threads = None,
     progress: Progress = True,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
 ) -> None:
     """Train an encoder-decoder with attention: token sequences -> token sequences (S != U)."""
     from ..api.seq2seq import Seq2Seq
@@ -305,6 +315,8 @@ def train_seq2seq(
         {"val_sources": val_pairs},
         out,
         (lambda m: m.evaluate(test_pairs)) if test_pairs is not None else None,
+        resume,
+        checkpoint_every,
     )
     if result is None:  # torchrun, rank > 0
         return
@@ -341,6 +353,9 @@ def _show_source(tokens: list[str], text: dict) -> str:
     return "".join(tokens) if mode == "cmudict" else detokenize(tokens, mode)
 
 
+TRANSLATE_CHUNK = 64  # lines decoded at a time by `translate`
+
+
 @app.command()
 def translate(
     model_dir: Annotated[Path, typer.Argument(help="A model directory from `train seq2seq`.")],
@@ -358,10 +373,14 @@ def translate(
             "decoder_step part (write them with `seqshape export DIR`).",
         ),
     ] = "torch",
+    max_beam: MaxBeam = None,
 ) -> None:
     """Decode one text (or each line of stdin) and print the output sequence, one per line."""
+    from .. import limits
     from ..api.seq2seq import Seq2Seq
+    from ..progress import Reporter
 
+    limits.check("--beam", beam, "beam", max_beam)  # before any work: beams cost memory
     if backend not in ("torch", "onnx"):
         raise ConfigError(f"--backend: expected torch or onnx, got {backend!r}")
     if backend == "onnx" and beam not in (None, 1):
@@ -382,11 +401,19 @@ def translate(
     if backend == "onnx":
         from .export import onnx_runner
 
-        outputs = onnx_runner(model_dir, "seq2seq", threads).predict(sources, max_len=max_len)
+        decode = onnx_runner(model_dir, "seq2seq", threads).predict
+        opts = {"max_len": max_len}
     else:
-        outputs = model.predict(sources, beam_size=beam, max_len=max_len)
-    for tokens in outputs:
-        typer.echo(_detokenize(tokens, model.text_options))
+        decode = model.predict
+        opts = {"beam_size": beam, "max_len": max_len}
+    # in chunks, each printed when done: progress on stderr, outputs as they come (padding never
+    # changes an answer, so the chunks decode as the whole would)
+    with Reporter("translate", total=len(sources), unit="lines") as reporter:
+        for start in range(0, len(sources), TRANSLATE_CHUNK):
+            chunk = sources[start : start + TRANSLATE_CHUNK]
+            for tokens in decode(chunk, **opts):
+                typer.echo(_detokenize(tokens, model.text_options))
+            reporter.advance(len(chunk))
 
 
 # -- tag ------------------------------------------------------------------------------------------
@@ -439,6 +466,8 @@ def train_tag(
     config: ConfigFile = None,
     threads: Threads = None,
     progress: Progress = True,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
 ) -> None:
     """Train an aligned tagger: (T, F) sequences -> one label or value vector per step."""
     from ..api.tagger import SequenceTagger
@@ -477,6 +506,8 @@ def train_tag(
         },
         out,
         (lambda m: m.evaluate(test_data.features, test_data.targets)) if test_data else None,
+        resume,
+        checkpoint_every,
     )
     if result is None:  # torchrun, rank > 0
         return
@@ -536,6 +567,8 @@ def train_generate(
     config: ConfigFile = None,
     threads: Threads = None,
     progress: Progress = True,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
 ) -> None:
     """Train a one-to-many generator: a static vector (F) -> a sequence (U, O) or tokens."""
     from ..api.generator import SequenceGenerator
@@ -571,6 +604,8 @@ def train_generate(
         {"V_val": val_table.static if val_table else None, "Y_val": val_targets},
         out,
         (lambda m: m.evaluate(test_table.static, test_targets)) if test_table else None,
+        resume,
+        checkpoint_every,
     )
     if result is None:  # torchrun, rank > 0
         return
@@ -648,21 +683,15 @@ def print_report(result: dict) -> None:
 
 
 def _write_csv(output: Path, header: list[str], rows) -> int:
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    from ..outfiles import atomic_output
+
     n = 0
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            for row in rows:
-                w.writerow(row)
-                n += 1
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(output, flag="--output") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for row in rows:
+            w.writerow(row)
+            n += 1
     return n
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..limits import MAX_HORIZON
 from . import app
 
 
@@ -77,7 +78,7 @@ def serve(
     ] = 256,
     max_horizon: Annotated[
         int, typer.Option("--max-horizon", help="Largest forecast horizon K.")
-    ] = 10_000,
+    ] = MAX_HORIZON,
     max_streams: Annotated[int, typer.Option("--max-streams", help="Most open streams.")] = 1000,
     idle_timeout: Annotated[
         float,
@@ -89,6 +90,21 @@ def serve(
             "--replay-window", help="Answers kept per stream to answer a repeated seq again."
         ),
     ] = 16,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            help="Seconds a client has to send a request's headers (408 and close after).",
+        ),
+    ] = 10.0,  # serve.protocol.HEADER_TIMEOUT (not imported here: serve/ pulls in torch)
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout",
+            help="Longest pause, in seconds, while a client sends a request body (408 and close "
+            "after).",
+        ),
+    ] = 30.0,  # serve.protocol.BODY_TIMEOUT
     threads: Annotated[
         int,
         typer.Option(
@@ -110,6 +126,7 @@ def serve(
 
     from ..serve.adapters import load_models
     from ..serve.app import ServeConfig, create_app, read_api_key
+    from ..serve.protocol import timed_protocol
     from ..serve.store import default_state_path
 
     key = read_api_key(api_key_file) if api_key_file is not None else None
@@ -127,6 +144,7 @@ def serve(
         state_sync=state_sync,
         api_key=key,
     )
+    protocol = timed_protocol(header_timeout, body_timeout)
     loaded = load_models(models, threads=threads)
     asgi = create_app(loaded, config)
     if not _is_loopback(host) and key is None:
@@ -147,5 +165,6 @@ def serve(
         log_level=log_level,
         access_log=access_log,
         lifespan="on",
+        http=protocol,
         timeout_graceful_shutdown=5,
     )

@@ -16,14 +16,14 @@ import csv
 import gzip
 import io
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
-
-_F32_MAX = float(np.finfo(np.float32).max)
+from .cells import FLOAT32_MAX, float32_message, shown
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def _open_text(path: Path):
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise DataError(f"{path}: not a readable gzip file ({e})") from None
     try:
         return raw.decode("utf-8-sig")
@@ -104,13 +104,18 @@ def read_m4(path: str | Path, *, min_length: int = 1) -> M4Set:
                     v = float(c)
                 except ValueError:
                     raise DataError(
-                        f"{path} line {line}: series {sid!r}: value {c[:40]!r} in column "
+                        f"{path} line {line}: series {shown(sid)}: value {shown(c)} in column "
                         f"{col} is not a number"
                     ) from None
-                if not math.isfinite(v) or abs(v) > _F32_MAX:
+                if not math.isfinite(v):
                     raise DataError(
-                        f"{path} line {line}: series {sid!r}: value {c[:40]!r} in column "
-                        f"{col}: expected a finite number within float32's range"
+                        f"{path} line {line}: series {shown(sid)}: value {shown(c)} in column "
+                        f"{col}: expected a finite number"
+                    )
+                if abs(v) > FLOAT32_MAX:
+                    raise DataError(
+                        f"{path} line {line}: series {shown(sid)}: column {col}: "
+                        + float32_message(c)
                     )
                 out[j] = v
             ids.append(sid)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError, DataError
+from .cells import shown
 
 Tokenize = Literal["space", "char", "words"]
 TOKENIZE_CHOICES: tuple[str, ...] = ("space", "char", "words")
@@ -198,12 +199,12 @@ def read_cmudict(
         word = (match.group("word") if match else head).lower()
         if not phonemes:
             raise DataError(
-                f"{path} line {number}: expected 'word PH1 PH2 ...', got no phonemes for {head!r}"
+                f"{path} line {number}: expected 'word PH1 PH2 ...', got no phonemes for {shown(head)}"
             )
         for ph in phonemes:
             if not _PHONEME_RE.match(ph):
                 raise DataError(
-                    f"{path} line {number}: expected phonemes like 'AH0' or 'K', got {ph!r}"
+                    f"{path} line {number}: expected phonemes like 'AH0' or 'K', got {shown(ph)}"
                 )
         if strip_stress:
             phonemes = [_STRESS_RE.sub("", ph) for ph in phonemes]

@@ -116,3 +116,21 @@ class StandardScaler:
     def __repr__(self) -> str:
         state = f"F={self.n_features}" if self.fitted else "not fitted"
         return f"StandardScaler({state})"
+
+
+def znorm_each(X: Sequence[np.ndarray], *, name: str = "X") -> list[np.ndarray]:
+    """Each sequence z-normalised on its own, per feature, over its own (valid) steps, float32.
+
+    The UCR convention for classification: shape, not level or amplitude. A feature that is
+    constant within a sequence maps to 0. Nothing is fitted, so nothing is saved but the choice.
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in X]
+    check_feature_counts(arrays, name=name)
+    check_finite(arrays, name=name)
+    out = []
+    for a in arrays:
+        # (T, F) -> (F,) mean and population std over this sequence's steps
+        mean, std = a.mean(axis=0), a.std(axis=0)
+        std[std < 1e-8 * np.maximum(1.0, np.abs(mean))] = np.inf  # constant: (a - mean) / inf = 0
+        out.append(((a - mean) / std).astype(np.float32))
+    return out

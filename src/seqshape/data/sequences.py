@@ -17,6 +17,7 @@ import csv
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
 from ..shapes import check_feature_counts
+from .cells import beyond_float32, csv_records, float32_message, listing, shown
 
 MISSING_MODES = ("error", "ffill", "zero")
 # Cells read as a missing value (compared after strip + lower-case); "nan" also parses as NaN.
@@ -127,7 +129,7 @@ def _read_guarded(path: PathLike, parse: Callable[[io.TextIOBase], Any]) -> Any:
             return parse(f)
         except UnicodeDecodeError as e:
             raise DataError(f"{name}: not UTF-8 text ({e.reason})") from None
-        except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
             raise DataError(f"{name}: cannot read (damaged gzip?): {e}") from None
 
 
@@ -146,11 +148,14 @@ def _parse_numbers(tokens: Sequence[str], where: Callable[[int], str]) -> np.nda
             try:
                 values[k] = float(t)
             except ValueError:
-                raise DataError(f"{where(k)}: expected a number, got {t!r}") from None
+                raise DataError(f"{where(k)}: expected a number, got {shown(t)}") from None
     bad = np.isinf(values)
     if bad.any():
         k = int(np.argmax(bad))
-        raise DataError(f"{where(k)}: expected a finite number, got {tokens[k].strip()!r}")
+        raise DataError(f"{where(k)}: expected a finite number, got {shown(tokens[k])}")
+    k = beyond_float32(values)  # stored as float32: no silent inf, no cast warning
+    if k is not None:
+        raise DataError(f"{where(k)}: {float32_message(tokens[k])}")
     return values
 
 
@@ -200,7 +205,7 @@ _KNOWN_HEADERS = (
 def _ts_bool(name: str, lineno: int, tag: str, value: str) -> bool:
     v = value.strip().lower()
     if v not in ("true", "false"):
-        raise DataError(f"{name} line {lineno}: @{tag} expects true or false, got {value!r}")
+        raise DataError(f"{name} line {lineno}: @{tag} expects true or false, got {shown(value)}")
     return v == "true"
 
 
@@ -210,7 +215,9 @@ def _ts_int(name: str, lineno: int, tag: str, value: str) -> int:
     except ValueError:
         n = 0
     if n < 1:
-        raise DataError(f"{name} line {lineno}: @{tag} expects a positive integer, got {value!r}")
+        raise DataError(
+            f"{name} line {lineno}: @{tag} expects a positive integer, got {shown(value)}"
+        )
     return n
 
 
@@ -259,7 +266,7 @@ def _parse_ts(f: io.TextIOBase, name: str, missing: str) -> SequenceSet:
                         f"{name} line {lineno}: @targetLabel (regression .ts files) is not "
                         "supported; seqshape reads classification .ts files"
                     )
-                raise DataError(f"{name} line {lineno}: unknown header @{tag}")
+                raise DataError(f"{name} line {lineno}: unknown header {shown('@' + tag)}")
             if key in _BOOL_HEADERS:
                 flag = _ts_bool(name, lineno, tag, rest)
                 if key == "timestamps" and flag:
@@ -316,8 +323,8 @@ def _parse_ts(f: io.TextIOBase, name: str, missing: str) -> SequenceSet:
                 raise DataError(f"{name} line {lineno}: empty class label")
             if declared_set and label not in declared_set:
                 raise DataError(
-                    f"{name} line {lineno}: label {label!r} is not one of the declared "
-                    f"@classLabel values {' '.join(declared)}"
+                    f"{name} line {lineno}: label {shown(label)} is not one of the declared "
+                    f"@classLabel values {listing(declared, sep=' ')}"
                 )
         tokens = [fld.split(",") if fld.strip() else [] for fld in fields]
         counts = [len(t) for t in tokens]
@@ -396,8 +403,8 @@ def read_long_csv(path: PathLike, *, missing: str = "error") -> SequenceSet:
 
 
 def _parse_long_csv(f: io.TextIOBase, name: str, missing: str) -> SequenceSet:
-    reader = csv.reader(f)
-    header = next(reader, None)
+    records = csv_records(csv.reader(f), name)
+    _, header = next(records, (1, None))
     if header is None:
         raise DataError(f"{name}: empty file (expected a header line)")
     header = [h.strip() for h in header]
@@ -425,8 +432,7 @@ def _parse_long_csv(f: io.TextIOBase, name: str, missing: str) -> SequenceSet:
     rows: dict[str, list[np.ndarray]] = {}
     labels: dict[str, tuple[str, int]] = {}
 
-    for row in reader:
-        lineno = reader.line_num
+    for lineno, row in records:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != len(header):
@@ -444,7 +450,7 @@ def _parse_long_csv(f: io.TextIOBase, name: str, missing: str) -> SequenceSet:
             step = float("nan")
         if not np.isfinite(step):
             raise DataError(
-                f"{name} line {lineno}: column 'step': expected a number, got {step_text!r}"
+                f"{name} line {lineno}: column 'step': expected a number, got {shown(step_text)}"
             )
         if i_label is not None:
             label = row[i_label].strip()
@@ -453,8 +459,8 @@ def _parse_long_csv(f: io.TextIOBase, name: str, missing: str) -> SequenceSet:
             if sid in labels and labels[sid][0] != label:
                 first, first_line = labels[sid]
                 raise DataError(
-                    f"{name} line {lineno}: sequence {sid!r} has label {label!r} here but "
-                    f"{first!r} on line {first_line} (one label per sequence)"
+                    f"{name} line {lineno}: sequence {shown(sid)} has label {shown(label)} here "
+                    f"but {shown(first)} on line {first_line} (one label per sequence)"
                 )
             labels.setdefault(sid, (label, lineno))
         # (F,): this step's features, NaN where missing
@@ -489,7 +495,7 @@ def _parse_long_csv(f: io.TextIOBase, name: str, missing: str) -> SequenceSet:
             j = int(dup[0])
             a_line, b_line = sorted((int(ln[j]), int(ln[j + 1])))
             raise DataError(
-                f"{name} line {b_line}: sequence {sid!r} repeats step {st[j]:g} "
+                f"{name} line {b_line}: sequence {shown(sid)} repeats step {st[j]:g} "
                 f"(also on line {a_line})"
             )
         # T x (F,) -> (T, F): the sequence's rows in step order
@@ -554,9 +560,15 @@ def from_arrays(
     arrays: list[np.ndarray] = []
     for i, a in enumerate(X):
         try:
-            arrays.append(np.asarray(a, dtype=np.float32))
+            wide = np.asarray(a, dtype=np.float64)
         except (TypeError, ValueError) as e:
             raise DataError(f"{name}[{i}]: expected an array of numbers ({e})") from None
+        k = beyond_float32(wide)  # checked before the float32 cast, which would make it inf
+        if k is not None:
+            at = np.unravel_index(k, wide.shape)
+            where = f"row {at[0]}, feature {at[1]}" if wide.ndim == 2 else f"element {k}"
+            raise DataError(f"{name}[{i}] {where}: {float32_message(repr(float(wide.flat[k])))}")
+        arrays.append(wide.astype(np.float32))
     check_feature_counts(arrays, name=name, features=features)
     check_finite(arrays, name=name)
     labels: list[str] | None = None

@@ -25,6 +25,7 @@ import gzip
 import io
 import os
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,18 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, ShapeError
+from .cells import (
+    MAX_TIME_CHARS,
+    TIME_MAX,
+    TIME_MIN,
+    beyond_float32,
+    csv_records,
+    float32_message,
+    listing,
+    outside_time_range,
+    shown,
+    time_range_message,
+)
 
 PathLike = str | os.PathLike
 
@@ -103,6 +116,14 @@ class SeriesFrame:
             ("future_cov", self.future_cov_names),
         )
         for label, names in blocks:
+            for i, a in enumerate(getattr(self, label)):
+                k = None if np.asarray(a).dtype == np.float32 else beyond_float32(a)
+                if k is not None:  # before the cast, which would make it inf with a warning
+                    wide = np.asarray(a, dtype=np.float64)
+                    at = np.unravel_index(k, wide.shape)
+                    where = f"row {at[0]}, column {at[1]}" if wide.ndim == 2 else f"element {k}"
+                    msg = float32_message(repr(float(wide.flat[k])))
+                    raise DataError(f"{label}[{i}] {where}: {msg}")
             arrays = [np.asarray(a, dtype=np.float32) for a in getattr(self, label)]
             for i, a in enumerate(arrays):
                 if a.ndim != 2 or a.shape[1] != len(names):
@@ -252,7 +273,8 @@ def from_arrays(
             return None
         if isinstance(x, np.ndarray) and x.dtype != object:
             x = [x]
-        return [np.asarray(a, dtype=np.float32) for a in x]
+        # float64 here: SeriesFrame checks the float32 range before it casts
+        return [np.asarray(a, dtype=np.float64) for a in x]
 
     targets = as_list(target)
     assert targets is not None
@@ -579,7 +601,7 @@ def read_series_csv(
         bad = np.flatnonzero(np.diff(ts) <= np.timedelta64(0, "ns"))
         if bad.size:
             j = int(bad[0])
-            where = f" (series {sid!r})" if sid_j is not None else ""
+            where = f" (series {shown(sid)})" if sid_j is not None else ""
             dup = " (a duplicate)" if ts[j + 1] == ts[j] else ""
             raise DataError(
                 f"{name} line {lines[g[j + 1]]}: timestamp {_fmt(ts[j + 1])} is not after "
@@ -641,8 +663,8 @@ def _read_rows(path: PathLike) -> tuple[list[str], list[list[str]], list[int]]:
         stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
         try:
-            reader = csv.reader(text)
-            header = next(reader, None)
+            records = csv_records(csv.reader(text), name)
+            _, header = next(records, (1, None))
             if header is None or not any(h.strip() for h in header):
                 raise DataError(f"{name}: empty file (expected a header line)")
             header = [h.strip() for h in header]
@@ -654,21 +676,19 @@ def _read_rows(path: PathLike) -> tuple[list[str], list[list[str]], list[int]]:
                     raise DataError(f"{name} line 1: column {h!r} appears twice in the header")
                 seen.add(h)
             rows, lines = [], []
-            for row in reader:
+            for line, row in records:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
                 if len(row) != len(header):
                     raise DataError(
-                        f"{name} line {reader.line_num}: expected {len(header)} fields "
+                        f"{name} line {line}: expected {len(header)} fields "
                         f"({_listing(header)}), got {len(row)}"
                     )
                 rows.append(row)
-                lines.append(reader.line_num)
+                lines.append(line)
         except UnicodeDecodeError as e:
             raise DataError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-        except csv.Error as e:
-            raise DataError(f"{name}: malformed CSV: {e}") from None
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise DataError(f"{name}: cannot read (damaged gzip?): {e}") from None
     return header, rows, lines
 
@@ -702,7 +722,9 @@ def _detect_time_column(
 
 def _parse_times(cells: list[str], lines: list[int], name: str, column: str) -> np.ndarray:
     """(T,) datetime64[ns] from text cells; naive times kept, zoned times converted to UTC."""
-    idx = pd.Index([c.strip() for c in cells], dtype=object)
+    # a cell longer than any timestamp is not parsed at all (pandas' fallback parser takes
+    # seconds on a 100,000-character cell): "?" makes it NaT, reported below with its line
+    idx = pd.Index([c.strip() if len(c) <= MAX_TIME_CHARS else "?" for c in cells], dtype=object)
     empty = np.flatnonzero(idx == "")
     if empty.size:
         raise DataError(
@@ -713,13 +735,17 @@ def _parse_times(cells: list[str], lines: list[int], name: str, column: str) -> 
     if parsed.isna().any():
         retry = pd.to_datetime(idx, format="mixed", errors="coerce", utc=True)
         parsed = parsed.where(~parsed.isna(), retry)
-    bad = np.flatnonzero(parsed.isna())
+    naive = parsed.tz_convert(None)
+    # (T,) bool: not a timestamp, or one outside datetime64[ns] (parsed at a coarser unit)
+    bad = np.flatnonzero(naive.isna() | (naive < TIME_MIN) | (naive > TIME_MAX))
     if bad.size:
         r = int(bad[0])
-        raise DataError(
-            f"{name} line {lines[r]}: column {column!r}: expected a timestamp, got {cells[r]!r}"
-        )
-    return parsed.tz_convert(None).as_unit("ns").to_numpy()
+        where = f"{name} line {lines[r]}: column {column!r}"
+        # pandas < 3 parses in ns and coerces an out-of-range timestamp to NaT
+        if not naive.isna()[r] or outside_time_range(cells[r]):
+            raise DataError(f"{where}: {time_range_message(cells[r].strip())}")
+        raise DataError(f"{where}: expected a timestamp, got {shown(cells[r])}")
+    return naive.as_unit("ns").to_numpy()
 
 
 def _parse_column(cells: list[str], lines: list[int], name: str, column: str) -> np.ndarray:
@@ -738,15 +764,18 @@ def _parse_column(cells: list[str], lines: list[int], name: str, column: str) ->
                 values[r] = float(t)
             except ValueError:
                 raise DataError(
-                    f"{name} line {lines[r]}: column {column!r}: expected a number, got {t!r}"
+                    f"{name} line {lines[r]}: column {column!r}: expected a number, got {shown(t)}"
                 ) from None
     bad = np.flatnonzero(np.isinf(values))
     if bad.size:
         r = int(bad[0])
         raise DataError(
             f"{name} line {lines[r]}: column {column!r}: expected a finite number, "
-            f"got {cells[r].strip()!r}"
+            f"got {shown(cells[r])}"
         )
+    r = beyond_float32(values)  # the frame stores float32: no silent inf, no cast warning
+    if r is not None:
+        raise DataError(f"{name} line {lines[r]}: column {column!r}: {float32_message(cells[r])}")
     return values
 
 
@@ -763,7 +792,7 @@ def _fill(
     mask = np.isnan(a)
     if not mask.any():
         return a
-    where = f" (series {sid!r})" if sid is not None else ""
+    where = f" (series {shown(sid)})" if sid is not None else ""
     if missing == "error":
         # first missing cell in file order
         r, j = (int(v) for v in np.argwhere(mask)[0])
@@ -786,8 +815,7 @@ def _fmt(t: Any) -> str:
 
 
 def _listing(names: Sequence[str], limit: int = 20) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+    return listing(names, limit)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -92,13 +92,14 @@ import torch
 from torch import Tensor, nn
 
 from .. import __version__
-from ..artifacts import ModelFiles, config_from_dict, load_model_dir, load_weights
+from ..artifacts import ModelFiles, build_net, config_from_dict, load_model_dir, writer_temp
 from ..data.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from ..errors import ArtifactError, ConfigError
 from ..models.classifier import ClassifierConfig, ClassifierNet
 from ..models.encoder import SequenceEncoder, State, gather_last, reverse_within_length
 from ..models.forecaster import ForecasterConfig, ForecasterNet
 from ..models.seq2seq import Memory, Seq2SeqConfig, Seq2SeqNet
+from ..outfiles import file_mode
 from .onnx_runtime import METADATA_KEY, ONNX_FORMAT, ONNX_FORMAT_VERSION, weights_digest
 
 OPSET = 17
@@ -161,6 +162,11 @@ class ClassifierGraph(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         enc = self.net.encoder
         directions = enc.config.directions
+        conv = None
+        if self.net.frontend is not None:
+            # (B, T, F) -> (B, T', C) and each sequence's pooled length (all traceable ops)
+            x, lengths = self.net.frontend(x, lengths)
+            conv = x
         # (T,) vs (B, 1) -> (B, T) bool, True on valid steps; T read from x, so it stays dynamic
         steps = torch.arange(x.shape[1], device=x.device)
         mask = steps[None, :] < lengths[:, None]
@@ -185,16 +191,9 @@ class ClassifierGraph(nn.Module):
             inp = torch.cat(outs, dim=-1) * mask.unsqueeze(-1).to(x.dtype)
             # D x (B, H) -> (B, D·H)
             last = torch.cat(lasts, dim=-1)
-        pooling = self.net.config.pooling
-        if pooling == "last":
-            pooled = last
-        elif pooling == "mean":
-            # (B, T, D·H) summed over valid steps / lengths -> (B, D·H)
-            n = mask.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
-            pooled = inp.sum(1) / n
-        else:
-            pooled, _ = self.net.attention(inp, mask)
-        # (B, D·H) -> (B, N)
+        # (B, T', D·H) -> (B, D·H [+ C]): the net's own pooling
+        pooled = self.net.summary(inp, last, mask, conv)
+        # (B, D·H [+ C]) -> (B, N)
         return self.net.head(pooled)
 
 
@@ -211,8 +210,7 @@ def example_batch(features: int, lengths: list[int], seed: int = 0) -> tuple[Ten
 
 def _export_classifier(files: ModelFiles) -> OnnxExport:
     config = config_from_dict(ClassifierConfig, files.config, files.path / "config.json")
-    net = ClassifierNet(config)
-    load_weights(net, files)
+    net = build_net(ClassifierNet, config, files)
     net.eval()
     pre = files.preprocessing
     classes = pre.get("classes")
@@ -247,6 +245,7 @@ def _export_classifier(files: ModelFiles) -> OnnxExport:
             "task": config.task,
             "classes": classes if config.task == "classification" else None,
             "scaler": pre.get("scaler"),
+            "series_norm": pre.get("series_norm", False) is True,
             "config": config.to_dict(),
         },
     )
@@ -419,11 +418,8 @@ class ForecastDirectGraph(nn.Module):
 
 
 def _forecaster_net(files: ModelFiles) -> ForecasterNet:
-    cfgd = dict(files.config)
-    cfgd["quantiles"] = tuple(cfgd.get("quantiles", (0.1, 0.5, 0.9)))
-    config = config_from_dict(ForecasterConfig, cfgd, files.path / "config.json")
-    net = ForecasterNet(config)
-    load_weights(net, files)
+    config = config_from_dict(ForecasterConfig, files.config, files.path / "config.json")
+    net = build_net(ForecasterNet, config, files)
     net.eval()
     return net
 
@@ -642,8 +638,7 @@ def _has_projection(c: Seq2SeqConfig) -> bool:
 
 def _export_seq2seq(files: ModelFiles) -> OnnxExport:
     config = config_from_dict(Seq2SeqConfig, files.config, files.path / "config.json")
-    net = Seq2SeqNet(config)
-    load_weights(net, files)
+    net = build_net(Seq2SeqNet, config, files)
     net.eval()
     c = config
     L, Hd, DH = c.num_layers, c.decoder_size, c.key_size
@@ -921,9 +916,8 @@ def export_onnx(
     written: list[tuple[Path, Path]] = []
     try:
         for graph, path in zip(spec.graphs, paths):
-            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            tmp = Path(name)
+            # .NAME.tmp-PID-*: a killed export's are removed by the next export of NAME
+            tmp = writer_temp(path)
             written.append((tmp, path))
             _trace(graph, tmp, opset)
             diff = _check(graph, tmp, ort)
@@ -942,6 +936,7 @@ def export_onnx(
             entry.key, entry.value = METADATA_KEY, json.dumps(metadata, allow_nan=False)
             onnx.save(model, str(tmp))
         for tmp, path in written:
+            os.chmod(tmp, file_mode())  # the umask's mode, as any file a command writes
             os.replace(tmp, path)
     finally:
         for tmp, _ in written:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.scaling import StandardScaler
+from ..data.scaling import StandardScaler, znorm_each
 from ..data.series import check_history_length
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..shapes import as_float32_2d, check_feature_counts
@@ -186,6 +186,8 @@ class OnnxClassifier(_OnnxModel):
         self.n_features: int = int(meta["config"]["input_size"])
         self.n_outputs: int = int(meta["config"]["num_outputs"])
         self.scaler = StandardScaler.from_dict(meta["scaler"]) if meta.get("scaler") else None
+        # each sequence z-normalised on its own before the scaler (SequenceClassifier series_norm)
+        self.series_norm: bool = meta.get("series_norm", False) is True
 
     def _checked(self, X, name: str = "X") -> list[np.ndarray]:
         if hasattr(X, "X") and hasattr(X, "n_features"):  # a SequenceSet
@@ -198,6 +200,8 @@ class OnnxClassifier(_OnnxModel):
                 f"{X.shape} — a single sequence? pass [x]"
             )
         check_feature_counts(X, name=name, features=self.n_features)
+        if self.series_norm:
+            X = znorm_each(X, name=name)
         if self.scaler is not None:
             return self.scaler.transform(X, name=name)
         return [np.asarray(a, dtype=np.float32) for a in X]

@@ -34,7 +34,7 @@ K horizon, O targets, Cp past covariates, Cf known-future covariates, H hidden, 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -457,22 +457,71 @@ class ForecasterNet(nn.Module):
         return self.unshift(torch.stack(params, dim=1), offset)
 
 
-def fit_highway(net: ForecasterNet, series: list, *, max_windows: int = 200_000, seed: int = 0):
-    """Solve the highway by least squares on scaled training values; zero the LSTM's head weights.
+@dataclass(frozen=True)
+class HighwayStart:
+    """A linear forecaster the highway can hold, with the LSTM head at zero: ``weight``
+    (Z, width, p) and ``bias`` (Z, width) in the highway's layout, and the head's ``head_bias``
+    (the distribution of its training residuals, see `_residual_head_bias`)."""
 
-    ``series``: one (T, O+Cp) array per series (scaled, training rows only). The highway's
-    windows are p values predicting the next one (autoregressive) or the next K (direct), relative
-    to the newest value, one map per fed column shared by every series (`LinearBaseline` with
-    ``subtract_last``). With the head's weights at zero the untrained model *is* that linear
-    autoregression, with the head's bias set to the distribution of its residuals (their spread or
-    quantiles, for the probabilistic losses); training then fits the LSTM to what it leaves.
-    Returns the baseline.
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    head_bias: np.ndarray
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(W, p, Z) windows -> (W, width, Z): the map applied relative to each newest value."""
+        x = np.asarray(x, dtype=np.float64)
+        # (W, p, Z) relative to the newest value, through (Z, width, p) -> (W, width, Z)
+        rel = x - x[:, -1:, :]
+        return np.einsum("wpz,zkp->wkz", rel, self.weight) + self.bias.T[None] + x[:, -1:, :]
+
+    def forecast(self, history: np.ndarray, k: int) -> np.ndarray:
+        """(W, N, Z) histories -> (W, k, Z): the baseline alone, as the untrained model forecasts
+        (a one-step map iterated on its own outputs, or the direct map's first k steps)."""
+        p, width = self.weight.shape[2], self.weight.shape[1]
+        # (W, p, Z): the last p values (N >= p, as the config guarantees)
+        recent = np.asarray(history, dtype=np.float64)[:, -p:]
+        if width > 1:
+            return self.predict(recent)[:, :k]
+        steps = []
+        for _ in range(k):
+            # (W, 1, Z): the next value, fed back as the newest of the window
+            nxt = self.predict(recent)
+            steps.append(nxt)
+            recent = np.concatenate([recent[:, 1:], nxt], axis=1)
+        return np.concatenate(steps, axis=1)
+
+
+# the baselines a highway can start from (a seasonal naive needs p >= its season)
+HIGHWAY_STARTS = ("least_squares", "naive", "seasonal_naive")
+
+
+def highway_starts(
+    net: ForecasterNet,
+    series: list,
+    *,
+    season: int = 1,
+    ridges: tuple[float, ...] = (1e-4,),
+    max_windows: int = 200_000,
+    seed: int = 0,
+) -> dict[str, HighwayStart]:
+    """The baselines the highway can start from, each fitted on the training rows.
+
+    ``series``: one (T, O+Cp) array per series (scaled, training rows only). Every start is a
+    linear map of the last p values relative to the newest one (one map per fed column, shared by
+    the series of a global model), so each is *exactly* the untrained model once set with
+    `apply_highway_start`:
+    - "least_squares": the ridge least-squares autoregression (`LinearBaseline` with
+      ``subtract_last``): one step ahead (autoregressive, iterated) or all K at once (direct);
+    - "naive": every step repeats the newest value (weights and bias 0);
+    - "seasonal_naive": step j repeats the value one ``season`` earlier (a one-hot weight), when
+      ``1 < season <= p``.
     """
     from .baselines import LinearBaseline
 
     c = net.config
     if net.highway is None:
-        raise ConfigError("fit_highway: this model has no highway (highway = 0)")
+        raise ConfigError("highway starts: this model has no highway (highway = 0)")
     p, width = c.highway, net.highway.out_features
     starts = [(i, s) for i, z in enumerate(series) for s in range(len(z) - p - width + 1)]
     if not starts:
@@ -485,32 +534,54 @@ def fit_highway(net: ForecasterNet, series: list, *, max_windows: int = 200_000,
     # (W, p, Z) windows and (W, width, Z) what follows each
     x = np.stack([series[i][s : s + p] for i, s in starts])
     y = np.stack([series[i][s + p : s + p + width] for i, s in starts])
-    # one least-squares map per column, each from that column's own past
-    base = ColumnBaselines(
-        [LinearBaseline(p, width, subtract_last=True).fit(x[..., z : z + 1], y[..., z : z + 1])
-         for z in range(x.shape[2])]
-    )  # fmt: skip
+    Z = x.shape[2]
+    out: dict[str, HighwayStart] = {}
+
+    def add(name: str, weight: np.ndarray, bias: np.ndarray) -> None:
+        start = HighwayStart(name, weight.astype(np.float32), bias.astype(np.float32), np.zeros(0))
+        resid = y - start.predict(x)
+        out[name] = replace(start, head_bias=_residual_head_bias(c, resid))
+
+    for j, ridge in enumerate(ridges):
+        # one least-squares map per column, each from that column's own past; the first ridge is
+        # "least_squares", the others (a stronger pull towards the naive forecast, for short
+        # series) are named with their ridge
+        ls = [
+            LinearBaseline(p, width, ridge=ridge, subtract_last=True).fit(
+                x[..., z : z + 1], y[..., z : z + 1]
+            )
+            for z in range(Z)
+        ]
+        name = "least_squares" if j == 0 else f"least_squares(ridge={ridge:g})"
+        # LinearBaseline weight (p, W) -> the column's (W, p)
+        add(name, np.stack([b.weight.T for b in ls]), np.stack([b.bias for b in ls]))
+    add("naive", np.zeros((Z, width, p)), np.zeros((Z, width)))
+    if 1 < season <= p:
+        weight = np.zeros((Z, width, p))
+        for j in range(width):
+            # step j repeats y[t0 + j - season * (1 + j // season)], at this place in the window
+            weight[:, j, p + j - season * (1 + j // season)] = 1.0
+        add("seasonal_naive", weight, np.zeros((Z, width)))
+    return out
+
+
+def apply_highway_start(net: ForecasterNet, start: HighwayStart) -> None:
+    """Set the highway to ``start`` and the LSTM head's weights to zero: the model *is* that
+    baseline (with its residuals' spread or quantiles as the head's bias) until training moves it."""
     with torch.no_grad():
-        for z, b in enumerate(base.columns):
-            # LinearBaseline weight (p, W) -> the column's (W, p)
-            net.highway.weight[z].copy_(torch.from_numpy(b.weight.T.astype(np.float32)))
-            net.highway.bias[z].copy_(torch.from_numpy(b.bias.astype(np.float32)))
+        net.highway.weight.copy_(torch.from_numpy(start.weight))
+        net.highway.bias.copy_(torch.from_numpy(start.bias))
         net.head.weight.zero_()
-        net.head.bias.copy_(torch.from_numpy(_residual_head_bias(c, y - base.predict(x))))
-    return base
+        net.head.bias.copy_(torch.from_numpy(start.head_bias))
 
 
-class ColumnBaselines:
-    """`fit_highway`'s least-squares maps, one `LinearBaseline` per fed column."""
-
-    def __init__(self, columns: list) -> None:
-        self.columns = columns
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """(B, p, Z) -> (B, width, Z): each column from its own past."""
-        return np.concatenate(
-            [b.predict(x[..., z : z + 1]) for z, b in enumerate(self.columns)], axis=-1
-        )
+def fit_highway(net: ForecasterNet, series: list, *, max_windows: int = 200_000, seed: int = 0):
+    """Start the highway from the least-squares autoregression (see `highway_starts`); the LSTM
+    head's weights at zero, so the untrained model *is* that linear autoregression and training
+    fits the LSTM to what it leaves."""
+    start = highway_starts(net, series, max_windows=max_windows, seed=seed)["least_squares"]
+    apply_highway_start(net, start)
+    return start
 
 
 def _residual_head_bias(c: ForecasterConfig, resid) -> np.ndarray:

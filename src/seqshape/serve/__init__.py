@@ -8,7 +8,8 @@ Model kinds: classifiers (predict, streams), forecasters (forecast, streams), an
 (detect, streams); docs/serve.md is the user's guide.
 
 app.py: routes, limits, auth, errors; adapters.py: what each model kind serves; store.py: the
-SQLite state file; metrics.py: Prometheus text.
+SQLite state file; metrics.py: Prometheus metrics; docs.py: /docs without a CDN; protocol.py:
+header and body read timeouts for uvicorn.
 """
 
 from .adapters import (

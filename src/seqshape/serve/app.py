@@ -15,11 +15,13 @@
                                               -> one result per point
     DELETE /v1/streams/{id}
     GET    /metrics                          Prometheus text
+    GET    /docs, /openapi.json              Swagger UI and the schema (docs.py; no key needed)
 
 It is a thin adapter: requests are parsed by pydantic schemas built from the configured limits,
 user errors map to 4xx with a message naming the field (`SeqshapeError`: 400/422, unknown model or
 stream: 404, seq out of order: 409, stream cap: 429, body too large: 413, auth: 401), and nothing a
-client sends should produce a 500.
+client sends should produce a 500. Slow clients are the HTTP protocol's business (protocol.py:
+header and body read timeouts, 408).
 
 Streams: each `observe` carries the client's sequence number ``seq`` (0, 1, 2, ...). The expected
 one is applied, and the new state plus the answer are committed to SQLite before the answer leaves;
@@ -52,6 +54,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict
@@ -60,7 +63,9 @@ from starlette.routing import Match
 
 from .. import __version__
 from ..errors import ConfigError, DataError, SeqshapeError, ShapeError
+from ..limits import MAX_HORIZON
 from .adapters import ModelAdapter
+from .docs import add_docs, is_public
 from .metrics import CONTENT_TYPE, Metrics
 from .store import StreamRecord, StreamStore, default_state_path
 
@@ -74,7 +79,7 @@ class ServeConfig:
     max_steps: int = 10_000  # T of one sequence / history
     max_features: int = 1024  # numbers per step, before the model's own F check
     max_points: int = 256  # points per observe
-    max_horizon: int = 10_000  # K of a forecast
+    max_horizon: int = MAX_HORIZON  # K of a forecast (limits.py: the CLI's bound too)
     max_streams: int = 1000  # open streams
     idle_timeout: float = 600.0  # seconds without an observe before a stream is closed
     replay_window: int = 16  # answers kept per stream for repeated seqs
@@ -294,11 +299,26 @@ def _field(loc: tuple) -> str:
     return out or "body"
 
 
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (JSON's ``"\\ud800"`` decodes to a lone
+    surrogate, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _error(e: dict) -> dict[str, str]:
     if e.get("type") == "json_invalid":
         pos = e.get("loc", (None, "?"))[-1]
         why = (e.get("ctx") or {}).get("error", "decode error")
         return {"field": "body", "message": f"not valid JSON at character {pos} ({why})"}
+    if e.get("type") == "string_unicode":  # a lone surrogate such as "\ud800", in a value or a key
+        return {
+            "field": _field(tuple(e.get("loc", ()))),
+            "message": "expected text that UTF-8 can encode, got a lone surrogate (\\ud800-\\udfff)",
+        }
     return {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
 
 
@@ -395,6 +415,8 @@ def quick_observe(body: bytes, cfg: ServeConfig) -> tuple[int, np.ndarray, list[
         for t in stamps:
             if type(t) is not str or not 1 <= len(t) <= MAX_TIMESTAMP:
                 return None
+            if not t.isascii() and not _utf8(t):  # a lone surrogate: the route's 422 names it
+                return None
     try:
         points = np.array(rows, dtype=np.float64)
     except (OverflowError, ValueError):  # an int beyond float range
@@ -482,6 +504,7 @@ class _Gate:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
+        root_path = scope.get("root_path", "")  # a Mount (the docs' assets) changes it in scope
         status = 0  # no response started yet
         label = None  # the route template, when known without asking the router
 
@@ -492,7 +515,12 @@ class _Gate:
             await send(message)
 
         try:
-            if self.key is not None and scope["path"] != "/healthz" and not self._authorized(scope):
+            if (
+                self.key is not None
+                and scope["path"] != "/healthz"
+                and not is_public(scope["method"], scope["path"])  # /docs, its assets, the schema
+                and not self._authorized(scope)
+            ):
                 await self._reply(
                     send_status,
                     401,
@@ -532,7 +560,10 @@ class _Gate:
             # FastAPI's routes leave themselves in the scope; others (docs, rejected) are matched
             if label is None:
                 route = scope.get("route")
-                label = route.path if route is not None else self._route(scope)
+                if route is not None:
+                    label = route.path
+                else:
+                    label = self._route({**scope, "root_path": root_path})
             # no response at all: the client went away first (499, as nginx counts it)
             self.server.metrics.observe_request(
                 scope["method"], label, status or 499, time.perf_counter() - t0
@@ -571,7 +602,7 @@ class Server:
     def __init__(self, models: dict[str, ModelAdapter], config: ServeConfig) -> None:
         self.models = models
         self.config = config
-        self.metrics = Metrics()
+        self.metrics = Metrics(open_streams=lambda: len(self.streams))
         self.store = StreamStore(config.state_path, sync=config.state_sync)
         self.streams: dict[str, StreamRecord] = {}
         for rec in self.store.load_all():
@@ -798,6 +829,8 @@ class Server:
             description="LSTM sequence models over HTTP. Shapes use the legend B batch, T steps, "
             "F features, N classes, K horizon, C covariates, O values.",
             lifespan=lifespan,
+            docs_url=None,  # docs.py serves it, without a CDN
+            redoc_url=None,  # it loads from a CDN only
             openapi_tags=[
                 {"name": "models", "description": "Loaded models; predict, forecast, detect."},
                 {"name": "streams", "description": "Stateful streams: one cell step per point."},
@@ -812,7 +845,12 @@ class Server:
                 schema = FastAPI.openapi(app)
                 if cfg.api_key is not None:
                     schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-                    schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+                    schemes["bearer"] = {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "The server's API key (--api-key-file), sent as "
+                        "'Authorization: Bearer <key>' (in /docs: the Authorize button).",
+                    }
                     for path, operations in schema["paths"].items():
                         for op in operations.values():
                             if path != "/healthz":
@@ -820,6 +858,7 @@ class Server:
             return app.openapi_schema
 
         app.openapi = openapi
+        add_docs(app)
 
         @app.exception_handler(RequestValidationError)
         async def invalid(request: Request, exc: RequestValidationError):
@@ -834,6 +873,20 @@ class Server:
                 status_code=422,
             )
 
+        @app.exception_handler(HTTPException)
+        async def http_error(request: Request, exc: HTTPException):
+            # FastAPI answers a body json.loads gives up on (not a JSONDecodeError) with a bare
+            # "There was an error parsing the body"; say why, from the error it raised
+            cause = exc.__cause__
+            if exc.status_code == 400 and isinstance(cause, RecursionError | ValueError):
+                why = (
+                    "JSON nested too deeply"
+                    if isinstance(cause, RecursionError)
+                    else f"cannot parse it as JSON ({str(cause).split(';')[0][:160]})"
+                )
+                return JSONResponse({"detail": f"body: {why}", "error": "ValidationError"}, 400)
+            return await http_exception_handler(request, exc)
+
         @app.exception_handler(SeqshapeError)
         @app.exception_handler(sqlite3.Error)
         async def user_error(request: Request, exc: Exception):
@@ -847,8 +900,8 @@ class Server:
 
         @app.get("/metrics", tags=["server"], response_class=Response)
         async def metrics():
-            """Prometheus text format: requests, latency histogram, errors, open streams."""
-            self.metrics.open_streams = len(self.streams)
+            """Prometheus text format: requests, latency histogram, errors, streams, and the
+            process (CPU seconds, resident memory, open files)."""
             return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
         @app.get("/v1/models", response_model=ModelList, tags=["models"])

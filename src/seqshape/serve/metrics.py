@@ -1,103 +1,116 @@
-"""Request counters, a latency histogram and stream gauges, rendered in Prometheus' text format.
+"""The server's Prometheus metrics, on `prometheus_client` with a registry of each server's own.
+
+    seqshape_http_requests_total{method, route, status}        counter
+    seqshape_http_errors_total{method, route, status}          counter (4xx and 5xx)
+    seqshape_http_request_duration_seconds{method, route}      histogram (request start to the end
+                                                               of the response body)
+    seqshape_open_streams                                      gauge
+    seqshape_streams_created_total, seqshape_streams_expired_total, seqshape_points_total,
+    seqshape_replays_total                                     counters
+    process_* (cpu seconds, resident memory, open fds, ...), python_info, python_gc_*
 
 Routes are labelled by their template (``/v1/streams/{stream_id}/observe``), never by the raw
-path, so a client cannot grow the label set; paths that match no route share ``"unmatched"``.
-The format (version 0.0.4): ``# HELP`` / ``# TYPE`` lines, then ``name{label="value"} number``.
+path, and methods outside the HTTP standard ones share ``"other"``, so a client cannot grow the
+label set; paths that match no route share ``"unmatched"``. Each `Metrics` has its own
+`CollectorRegistry` (never the process-global one), so several servers in one process (tests)
+count apart; the process collectors read the process, so those are shared by nature.
 """
 
 from __future__ import annotations
 
-import bisect
-import threading
-from collections import defaultdict
+from collections.abc import Callable
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # seconds; the last bucket (+Inf) is implicit
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
-    if not pairs:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
-
-
-def _number(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
+METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+)
+# Metrics.add names -> (help text); each is the counter seqshape_<name>_total
+COUNTERS = {
+    "streams_created": "Streams opened since the server started.",
+    "streams_expired": "Streams closed for being idle too long.",
+    "points": "Points observed on streams (replays not counted).",
+    "replays": "Observes answered from the record of a repeated seq.",
+}
 
 
 class Metrics:
-    """Thread-safe counters for the server; ``render()`` gives the /metrics text."""
+    """Thread-safe counters for one server; ``render()`` gives the /metrics text.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.errors: dict[tuple[str, str, str], int] = defaultdict(int)
-        # (method, route) -> [count per bucket..., +Inf count], sum
-        self.hist: dict[tuple[str, str], list[int]] = {}
-        self.hist_sum: dict[tuple[str, str], float] = defaultdict(float)
-        self.points = 0
-        self.replays = 0
-        self.streams_created = 0
-        self.streams_expired = 0
-        self.open_streams = 0
+    ``open_streams`` is read at each render (the gauge of open streams).
+    """
+
+    def __init__(self, open_streams: Callable[[], int] | None = None) -> None:
+        self.registry = r = CollectorRegistry()
+        labels = ("method", "route", "status")
+        self._requests = Counter(
+            "seqshape_http_requests",
+            "HTTP requests by method, route template and status code.",
+            labels,
+            registry=r,
+        )
+        self._errors = Counter(
+            "seqshape_http_errors",
+            "HTTP requests answered with a 4xx or 5xx status.",
+            labels,
+            registry=r,
+        )
+        self._duration = Histogram(
+            "seqshape_http_request_duration_seconds",
+            "Time from request start to the end of the response body.",
+            ("method", "route"),
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self._open = Gauge(
+            "seqshape_open_streams",
+            "Streams open now (in memory and in the state file).",
+            registry=r,
+        )
+        if open_streams is not None:
+            self._open.set_function(open_streams)
+        self._counters = {
+            name: Counter(f"seqshape_{name}", text, registry=r) for name, text in COUNTERS.items()
+        }
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        # (method, route, status) -> the label children: labels() costs more than the increments
+        self._children: dict[tuple[str, str, int], tuple] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route)
-        with self._lock:
-            self.requests[(method, route, str(status))] += 1
-            if status >= 400:
-                self.errors[(method, route, str(status))] += 1
-            counts = self.hist.get(key)
-            if counts is None:
-                counts = self.hist[key] = [0] * (len(BUCKETS) + 1)
-            counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-            self.hist_sum[key] += seconds
+        key = (method if method in METHODS else "other", route, status)
+        children = self._children.get(key)
+        if children is None:
+            m = key[0]
+            children = self._children[key] = (
+                self._requests.labels(m, route, str(status)),
+                self._errors.labels(m, route, str(status)) if status >= 400 else None,
+                self._duration.labels(m, route),
+            )
+        requests, errors, duration = children
+        requests.inc()
+        if errors is not None:
+            errors.inc()
+        duration.observe(seconds)
 
     def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + n)
+        """Add ``n`` to the counter ``name`` (a key of COUNTERS)."""
+        self._counters[name].inc(n)
 
-    def render(self) -> str:
-        lines: list[str] = []
-
-        def head(name: str, kind: str, text: str) -> None:
-            lines.append(f"# HELP {name} {text}")
-            lines.append(f"# TYPE {name} {kind}")
-
-        with self._lock:
-            name = "seqshape_http_requests_total"
-            head(name, "counter", "HTTP requests by method, route template and status code.")
-            for (m, r, s), n in sorted(self.requests.items()):
-                lines.append(f"{name}{_labels((('method', m), ('route', r), ('status', s)))} {n}")
-            name = "seqshape_http_errors_total"
-            head(name, "counter", "HTTP requests answered with a 4xx or 5xx status.")
-            for (m, r, s), n in sorted(self.errors.items()):
-                lines.append(f"{name}{_labels((('method', m), ('route', r), ('status', s)))} {n}")
-            name = "seqshape_http_request_duration_seconds"
-            head(name, "histogram", "Time from request start to the end of the response body.")
-            for (m, r), counts in sorted(self.hist.items()):
-                base = (("method", m), ("route", r))
-                total = 0
-                for le, c in zip((*BUCKETS, None), counts):
-                    total += c
-                    le_text = "+Inf" if le is None else repr(le)
-                    lines.append(f"{name}_bucket{_labels((*base, ('le', le_text)))} {total}")
-                lines.append(f"{name}_sum{_labels(base)} {_number(self.hist_sum[(m, r)])}")
-                lines.append(f"{name}_count{_labels(base)} {total}")
-            for attr, kind, text in (
-                ("open_streams", "gauge", "Streams open now (in memory and in the state file)."),
-                ("streams_created", "counter", "Streams opened since the server started."),
-                ("streams_expired", "counter", "Streams closed for being idle too long."),
-                ("points", "counter", "Points observed on streams (replays not counted)."),
-                ("replays", "counter", "Observes answered from the record of a repeated seq."),
-            ):
-                name = f"seqshape_{attr}" + ("_total" if kind == "counter" else "")
-                head(name, kind, text)
-                lines.append(f"{name} {getattr(self, attr)}")
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -15,7 +15,9 @@ at the price of an fsync per observe. Checkpoints (copying the log into the data
 its fsyncs) run on a background thread with a connection of its own, so the thread answering
 requests never waits for a disk flush; the log is restarted when it grows past a bound.
 
-One server owns a state file at a time (an exclusive lock on ``PATH.lock``).
+One server owns a state file at a time (an exclusive lock on ``PATH.lock``). The file holds users'
+data: it is created with mode 0600 whatever the umask (SQLite gives its -wal and -shm files the
+same mode).
 """
 
 from __future__ import annotations
@@ -92,6 +94,22 @@ def default_state_path() -> Path:
     return Path(base) / "seqshape" / "streams.sqlite3"
 
 
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 whatever the umask (SQLite takes an empty file for an
+    empty database, and gives its -wal and -shm files the database file's mode): the state holds
+    users' data. An existing file keeps its mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot create the state file ({e.strerror})") from None
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have taken bits from the mode os.open was given
+    finally:
+        os.close(fd)
+
+
 class StreamStore:
     """The SQLite file behind the streams; every method is one short transaction.
 
@@ -123,6 +141,7 @@ class StreamStore:
         self._checkpointer: threading.Thread | None = None
         self.checkpoint_errors = 0
         try:
+            _create_private(self.path)
             self.db = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=5.0
             )

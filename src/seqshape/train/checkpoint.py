@@ -22,6 +22,7 @@ floats (ReduceLROnPlateau starts with ``best = inf``) survive, numpy arrays keep
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -111,6 +112,40 @@ def unflatten(obj: Any, tensors: dict[str, torch.Tensor], where: str = "checkpoi
     if tag == "$float":
         return float(value)
     return np.asarray(value["data"], dtype=np.dtype(value["dtype"])).reshape(value["shape"])
+
+
+# -- the training data's digest ----------------------------------------------------------------
+
+
+def data_digest(*parts: Any) -> str:
+    """A sha256 over training data: arrays and tensors (dtype, shape and bytes), strings, numbers,
+    None, and lists/tuples of them, nested. Two calls agree exactly when the data are the same;
+    a resumed run compares it with the interrupted run's (train.loop.fit's ``data_digest``)."""
+    h = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        if isinstance(x, np.ndarray) and x.dtype != object:
+            a = np.ascontiguousarray(x)
+            h.update(f"a{a.dtype.str}{a.shape}:".encode())
+            h.update(a.tobytes())
+        elif isinstance(x, list | tuple | np.ndarray):
+            h.update(f"l{len(x)}:".encode())
+            for v in x:
+                feed(v)
+        elif isinstance(x, str):
+            b = x.encode("utf-8", "surrogatepass")
+            h.update(f"s{len(b)}:".encode())
+            h.update(b)
+        elif x is None or isinstance(x, bool | int | float | np.generic):
+            h.update(f"v{x!r};".encode())
+        else:
+            raise TypeError(f"data_digest: cannot digest a value of type {type(x).__name__}")
+
+    for part in parts:
+        feed(part)
+    return h.hexdigest()
 
 
 # -- random number generators -------------------------------------------------------------------

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from ..batching import Batch
 from ..errors import ArtifactError, ConfigError, TrainingError
+from ..progress import epoch_line, interactive, print_line
 from . import distributed
 from .checkpoint import (
     checkpoint_path,
@@ -145,15 +146,20 @@ def _better(a: float, b: float | None, mode: str) -> bool:
     return a < b if mode == "min" else a > b
 
 
-def _fingerprint(model: nn.Module, config: TrainConfig, n_batches: int) -> dict:
+def _fingerprint(
+    model: nn.Module, config: TrainConfig, n_batches: int, data_digest: str | None = None
+) -> dict:
     """What must not change between an interrupted run and its resumption."""
     train_config = config.to_dict()
     train_config.pop("epochs")  # a resumed run may train for more (or fewer) epochs
-    return {
+    out = {
         "train_config": train_config,
         "n_batches": n_batches,
         "tensors": {name: list(t.shape) for name, t in model.state_dict().items()},
     }
+    if data_digest is not None:
+        out["data_sha256"] = data_digest
+    return out
 
 
 def _check_resumable(saved: dict, now: dict, where: Path) -> None:
@@ -172,6 +178,14 @@ def _check_resumable(saved: dict, now: dict, where: Path) -> None:
         raise ConfigError(
             f"{where}: the checkpoint was written by {before.get('world_size', 1)} processes, "
             f"this run has {now.get('world_size', 1)}; {hint}"
+        )
+    if "data_sha256" in now and before.get("data_sha256") != now["data_sha256"]:
+        old = before.get("data_sha256")
+        raise ConfigError(
+            f"{where}: the training data differ from the interrupted run's (data sha256 "
+            f"{old[:12] + '...' if old else 'not recorded'} in the checkpoint, "
+            f"{now['data_sha256'][:12]}... now); resume with the data of the interrupted run, or "
+            "train afresh without resuming"
         )
     if before.get("n_batches") != now["n_batches"]:
         raise ConfigError(
@@ -219,14 +233,20 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    data_digest: str | None = None,
+    generators: dict[str, torch.Generator] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; on return it holds the best weights seen on validation.
 
     ``checkpoint_dir``: write a checkpoint there at the end of every epoch (and after every
     ``checkpoint_every`` optimizer steps, counted over the whole run). ``resume``: continue from the
     checkpoint in ``checkpoint_dir`` if there is one (else start afresh); the model, config and
-    number of batches must be those of the interrupted run (ConfigError otherwise). A NaN/inf loss or
-    gradient raises TrainingError naming the epoch and step, and leaves the last good checkpoint.
+    number of batches must be those of the interrupted run (ConfigError otherwise), and so must
+    the training data where the mode passes ``data_digest`` (`checkpoint.data_digest` of what it
+    trains and validates on). ``generators``: private RNGs the mode draws from while training
+    (e.g. a seq2seq's teacher-forcing coin), checkpointed by name next to the global ones. A
+    NaN/inf loss or gradient raises TrainingError naming the epoch and step, and leaves the last
+    good checkpoint.
     """
     ckpt = _check_checkpoint_options(checkpoint_dir, checkpoint_every, resume)
     multi = distributed.init(model)  # False unless torchrun started 2+ processes
@@ -247,7 +267,8 @@ def fit(
     pos = _Position()
     prior_seconds = 0.0
     pending_rng = None
-    fingerprint = _fingerprint(model, config, n_batches)
+    fingerprint = _fingerprint(model, config, n_batches, data_digest)
+    generators = dict(generators or {})
     if multi:
         fingerprint["world_size"] = distributed.world()
     # from here on n_batches counts this rank's batches per epoch (all of them in one process)
@@ -275,6 +296,8 @@ def fit(
                 )
                 prior_seconds = float(kept["seconds"])
                 pending_rng = saved["rng"]
+                for name, g in generators.items():  # nothing draws from them before the loop
+                    g.set_state(saved["generators"][name])
                 if multi:  # each rank's own RNG and partial epoch loss
                     mine = saved["ranks"][distributed.rank()]
                     pending_rng, pos.total, pos.count = mine["rng"], mine["total"], mine["count"]
@@ -317,6 +340,7 @@ def fit(
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
             "rng": rng_states(),
+            "generators": {name: g.get_state() for name, g in generators.items()},
         }
         if multi:
             state["ranks"] = distributed.all_ranks(
@@ -332,6 +356,9 @@ def fit(
             log.write(json.dumps(row) + "\n")
         log.flush()
     console = Console(stderr=True)
+    # a live bar on a terminal; piped or logged, one plain line per epoch instead (progress.py)
+    show = progress and main
+    live = show and interactive()
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -340,7 +367,7 @@ def fit(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=not (progress and main),
+        disable=not live,
         transient=False,
     )
     if config.validate_start and validate is not None and result.resumed_from is None:
@@ -369,6 +396,7 @@ def fit(
             )
             for epoch in epochs:
                 model.train()
+                epoch_start = time.perf_counter()
                 batches = iter(distributed.shard(train_batches(epoch), n_all))
                 if pos.epoch_done:
                     pos = _Position(
@@ -453,6 +481,9 @@ def fit(
                     if k not in ("epoch", "lr", "seconds", "rank_sequences")
                 )
                 bar.update(task, info=f"epoch {epoch} {info}")
+                if show and not live:
+                    took = time.perf_counter() - epoch_start
+                    print_line(epoch_line(epoch, config.epochs, row, took))
                 if config.lr_schedule == "cosine":
                     sched.step()
                 else:
