@@ -4,6 +4,7 @@ bare `seqshape` work. The command tree is walked, so a new command is covered wh
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import subprocess
@@ -174,3 +175,23 @@ def test_installed_console_script(argv, rc, needle, tmp_path):
     assert needle in text
     if rc:
         assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_help_keeps_brackets_shows_choices_and_the_estimators_defaults(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["detect", "--help"]) == 0
+    assert "[[start, end], ...]" in capsys.readouterr().out
+    from seqshape.api.forecaster import Forecaster
+
+    assert main(["train", "forecast", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "<mse|gaussian|student_t|quantile>" in out and "<lstm|gru>" in out
+    # the flag's default is the estimator's, read from its signature
+    epochs = inspect.signature(Forecaster).parameters["epochs"].default
+    line = next(ln for ln in out.splitlines() if "--epochs" in ln)
+    assert f"[default: ({epochs})]" in line
+
+
+def test_a_bad_choice_is_one_line(capsys):
+    rc, _, err = _run(["train", "forecast", "--data", "x.csv", "--loss", "msee"], capsys)
+    assert rc == 2 and "'msee' is not one of 'mse'" in _one_line(err)

@@ -240,11 +240,50 @@ def _usage_error(e) -> int:
     return 2
 
 
+# each train command's estimator: its constructor's defaults are what a flag left out means
+TRAIN_ESTIMATORS = {
+    "classify": "seqshape.api.classifier:SequenceClassifier",
+    "forecast": "seqshape.api.forecaster:Forecaster",
+    "seq2seq": "seqshape.api.seq2seq:Seq2Seq",
+    "tag": "seqshape.api.tagger:SequenceTagger",
+    "generate": "seqshape.api.generator:SequenceGenerator",
+}
+# flag name -> the estimator's argument, where they differ
+FLAG_ARGUMENTS = {"hidden": "hidden_size", "layers": "num_layers", "beam": "beam_size"}
+
+
+def _show_estimator_defaults(root) -> None:
+    """Show each train flag's real default in --help: the flags default to None ("the
+    estimator's default"), so the value is read from the estimator's signature, not repeated."""
+    train = root.commands.get("train")
+    for name, cmd in getattr(train, "commands", {}).items():
+        target = TRAIN_ESTIMATORS.get(name)
+        if target is None:
+            continue
+        module, cls = target.split(":")
+        params = inspect.signature(getattr(importlib.import_module(module), cls)).parameters
+        for p in cmd.params:
+            arg = params.get(FLAG_ARGUMENTS.get(p.name, p.name))
+            if p.default is not None or arg is None or arg.default is inspect.Parameter.empty:
+                continue
+            d = arg.default
+            if d is None:
+                p.show_default = "from the data"
+            elif isinstance(d, bool):
+                p.show_default = "true" if d else "false"
+            else:
+                p.show_default = ",".join(map(str, d)) if isinstance(d, tuple) else str(d)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors (bad options, bad files) -> one line on stderr, exit code 2."""
     try:
+        from typer.main import get_command
+
+        root = get_command(app)
+        _show_estimator_defaults(root)
         # typer turns Ctrl-C (and an Exit raised in a command) into a returned exit code here
-        code = app(args=argv, prog_name="seqshape", standalone_mode=False)
+        code = root.main(args=argv, prog_name="seqshape", standalone_mode=False)
         if code == 130:
             typer.echo("interrupted", err=True)
     except SeqshapeError as e:

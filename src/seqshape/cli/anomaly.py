@@ -160,7 +160,7 @@ def detect(
     plot: Annotated[Path | None, typer.Option("--plot", help="PNG: series, scores, flags.")] = None,
     labels: Annotated[
         Path | None,
-        typer.Option("--labels", help="JSON label windows: [[start, end], ...] or NAB's file."),
+        typer.Option("--labels", help="JSON label windows: \\[\\[start, end], ...] or NAB's file."),
     ] = None,
     threshold: Annotated[
         str | None,

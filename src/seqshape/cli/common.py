@@ -6,7 +6,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -27,7 +27,9 @@ Seed = Annotated[
 ]
 Hidden = Annotated[int | None, typer.Option("--hidden", help="LSTM hidden size H.")]
 Layers = Annotated[int | None, typer.Option("--layers", help="Stacked LSTM layers L.")]
-Cell = Annotated[str | None, typer.Option("--cell", help="Recurrent cell: lstm | gru.")]
+Cell = Annotated[
+    Literal["lstm", "gru"] | None, typer.Option("--cell", help="Recurrent cell: lstm | gru.")
+]
 Dropout = Annotated[float | None, typer.Option("--dropout", help="Dropout rate.")]
 ConfigFile = Annotated[
     Path | None,

@@ -197,10 +197,12 @@ def train_forecast(
         str | None, typer.Option("--series-column", help="Series id column of a long CSV.")
     ] = None,
     strategy: Annotated[
-        str | None, typer.Option("--strategy", help="autoregressive (default) | direct.")
+        Literal["autoregressive", "direct"] | None,
+        typer.Option("--strategy", help="autoregressive (default) | direct."),
     ] = None,
     loss: Annotated[
-        str | None, typer.Option("--loss", help="mse | gaussian | student_t | quantile.")
+        Literal["mse", "gaussian", "student_t", "quantile"] | None,
+        typer.Option("--loss", help="mse | gaussian | student_t | quantile."),
     ] = None,
     quantiles: Annotated[
         str | None,
@@ -241,7 +243,7 @@ def train_forecast(
         ),
     ] = None,
     start: Annotated[
-        str | None,
+        Literal["best", "least_squares", "naive", "seasonal_naive"] | None,
         typer.Option(
             "--start",
             help="The baseline the highway starts from: best (default: the one that forecasts "
@@ -250,7 +252,7 @@ def train_forecast(
         ),
     ] = None,
     lr_schedule: Annotated[
-        str | None,
+        Literal["plateau", "cosine"] | None,
         typer.Option(
             "--lr-schedule",
             help="plateau (default: halve the lr when validation stalls) | cosine (anneal to "
