@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
-    from seqshape.api.forecaster import Forecaster, backtest
+    from seqshape.api.backtest import backtest
+    from seqshape.api.forecaster import Forecaster
     from seqshape.cli.forecast import DEMO_FORECASTER, demo_air_data
     from seqshape.models.forecaster import fit_highway
 

@@ -56,7 +56,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/etth1")
     args = ap.parse_args()
 
-    from seqshape.api.forecaster import Forecaster, backtest
+    from seqshape.api.backtest import backtest
+    from seqshape.api.forecaster import Forecaster
     from seqshape.cli.forecast import frame_to_series, read_frame
     from seqshape.data.series import ett_split
 

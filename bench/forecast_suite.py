@@ -60,7 +60,8 @@ def _parts(fc) -> dict:
 
 
 def run_backtest_set(name, series, tr, va, te, horizons, opts, args) -> list[dict]:
-    from seqshape.api.forecaster import Forecaster, backtest
+    from seqshape.api.backtest import backtest
+    from seqshape.api.forecaster import Forecaster
 
     rows = []
     for K in horizons:
@@ -95,7 +96,8 @@ def _ablations(fc, series, tr, va, te, K, opts, args) -> dict:
     at zero) and of the LSTM alone (the same options, highway 0)."""
     import copy
 
-    from seqshape.api.forecaster import Forecaster, backtest
+    from seqshape.api.backtest import backtest
+    from seqshape.api.forecaster import Forecaster
     from seqshape.models.forecaster import apply_highway_start
 
     out = {}

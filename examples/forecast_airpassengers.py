@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from seqshape import Forecaster, SeriesData, datasets
-from seqshape.api.forecaster import backtest
+from seqshape.api.backtest import backtest
 from seqshape.data.series import calendar_features, future_timestamps, read_series_csv
 from seqshape.plots import forecast_png
 

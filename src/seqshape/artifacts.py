@@ -145,18 +145,10 @@ _renameat2 = None  # the libc function, False where unavailable, None until firs
 
 
 def _umask() -> int:
-    """The process umask, read without changing it where Linux tells (/proc), else by the
-    set-and-restore dance."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """The process umask (see `outfiles.umask`; imported here, as outfiles imports this module)."""
+    from .outfiles import umask
+
+    return umask()
 
 
 def weights_digest(path: str | os.PathLike) -> str:

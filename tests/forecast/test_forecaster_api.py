@@ -281,7 +281,7 @@ def test_cli_highway_flags_reach_the_model_and_bad_schedule_is_refused(shared_da
 
 
 def test_interval_scores_count_what_the_intervals_hold():
-    from seqshape.api.forecaster import interval_scores
+    from seqshape.api.backtest import interval_scores
     from seqshape.models.forecaster import ForecasterConfig, ForecasterNet
 
     rng = np.random.default_rng(0)
@@ -307,7 +307,7 @@ def test_interval_scores_count_what_the_intervals_hold():
 
 
 def test_a_quantile_model_backtest_reports_its_interval(air):
-    from seqshape.api.forecaster import backtest
+    from seqshape.api.backtest import backtest
 
     fc = Forecaster(
         lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=2, seed=0, highway=12,
@@ -397,7 +397,7 @@ def test_cli_quantile_forecast_notes_one_step_bands_and_samples_widen(shared_dat
 
 
 def test_sample_path_bands_hold_their_level_on_paths_the_model_could_have_drawn(air):
-    from seqshape.api.forecaster import sample_interval_scores
+    from seqshape.api.backtest import sample_interval_scores
 
     fc = Forecaster(
         lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=2, seed=0, loss="gaussian",

@@ -295,7 +295,8 @@ def train_forecast(
 
     Checkpoints go to OUT.ckpt/ (every epoch, and every --checkpoint-every steps); --resume
     continues a killed run from there (see cli/training.py)."""
-    from ..api.forecaster import Forecaster, backtest
+    from ..api.backtest import backtest
+    from ..api.forecaster import Forecaster
     from ..train import distributed
     from .common import merge_config
     from .training import say_resumed, train_run
@@ -475,7 +476,8 @@ def evaluate(
     test: Path | None = None,
     **_,
 ) -> dict:
-    from ..api.forecaster import Forecaster, backtest
+    from ..api.backtest import backtest
+    from ..api.forecaster import Forecaster
 
     if data_format == "m4":
         return evaluate_m4_files(model_dir, data, test, threads=threads)
@@ -720,7 +722,8 @@ def demo_forecast(out: Path, *, seed: int = 0, threads=None, progress: bool = Tr
     Trains on 1949-1957, validates on 1958, backtests on 1959-1960 (K=12) against naive, seasonal
     naive and linear baselines, and plots a 36-month forecast from the end of 1958.
     """
-    from ..api.forecaster import Forecaster, SeriesData, backtest
+    from ..api.backtest import backtest
+    from ..api.forecaster import Forecaster, SeriesData
     from ..plots import forecast_png
 
     spec, frame, series, (tr, va, te) = demo_air_data()
