@@ -429,9 +429,10 @@ class Forecaster:
         self.season_ = int(season)
         self.meta = {**self.meta, "season": self.season_}
         if self.options["lookback"] is None:
-            # three seasons or two horizons, whichever is longer, within what the shortest
-            # training part allows with a few windows to train on
-            want = max(3 * self.season_, 2 * K, 8)
+            # three seasons or two horizons, whichever is longer (two horizons capped at 336
+            # steps, two weeks of hourly data: the LSTM reads every one of them), within what the
+            # shortest training part allows with a few windows to train on
+            want = max(3 * self.season_, min(2 * K, 336), 8)
             room = (min(tr) - K) // 2
             self.options["lookback"] = int(max(1, min(want, room)))
         if self.options["highway"] is None:

@@ -167,8 +167,8 @@ def train_forecast(
         int | None,
         typer.Option(
             "--lookback",
-            help="History steps N the model reads (default: three seasons or two horizons, "
-            "whichever is longer, within what the training part allows).",
+            help="History steps N the model reads (default: three seasons or two horizons "
+            "(at most 336), whichever is longer, within what the training part allows).",
         ),
     ] = None,
     horizon: Annotated[
