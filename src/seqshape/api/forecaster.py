@@ -162,7 +162,8 @@ class Forecaster:
     (``start="best"``: naive, seasonal naive or least squares, scored by MASE on the validation
     windows and the end of the training part) with the LSTM's head at zero;
     ``train_highway=False`` keeps that map fixed; ``keep_start`` keeps the start unless an epoch
-    beats it on validation, so the model returned never validates worse than its baseline.
+    beats it on validation by ``start_margin`` (default 5% lower MASE), so the model returned
+    never validates worse than its baseline, and a gain within validation noise keeps it.
     ``metrics["winner"]`` says which part won (docs/forecast.md).
 
     Training: ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``patience`` (early stopping),
@@ -190,6 +191,7 @@ class Forecaster:
         keep_start: bool = True,
         season: int | None = None,
         start: str = "best",
+        start_margin: float = 0.05,
         epochs: int = 20,
         batch_size: int = 64,
         lr: float = 1e-3,
@@ -241,6 +243,7 @@ class Forecaster:
             # a highway model starts as the least-squares linear autoregression: a fitted
             # model, which training must beat on validation to replace (keep_start)
             validate_start=bool(keep_start),
+            start_margin=start_margin,
         )
         if not 0.0 <= sampling_ratio <= 1.0:
             raise ConfigError(f"sampling_ratio: expected a value in [0, 1], got {sampling_ratio!r}")

@@ -74,6 +74,10 @@ class TrainConfig:
     # beat them to be kept. For models that start from a fitted solution (a forecaster's
     # least-squares highway), so training never returns something worse on validation.
     validate_start: bool = False
+    # with validate_start: the fraction by which an epoch must beat the start to replace it (0.05:
+    # 5% lower in "min" mode). A start that is a fitted baseline is not given up for a gain
+    # within the noise of a small validation set.
+    start_margin: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -84,6 +88,10 @@ class TrainConfig:
             raise ConfigError(f"lr: expected a positive number, got {self.lr!r}")
         if self.monitor_mode not in ("min", "max"):
             raise ConfigError(f"monitor_mode: expected 'min' or 'max', got {self.monitor_mode!r}")
+        if not (isinstance(self.start_margin, int | float) and 0 <= self.start_margin < 1):
+            raise ConfigError(
+                f"start_margin: expected a fraction in [0, 1), got {self.start_margin!r}"
+            )
         if self.patience < 0 or self.lr_patience < 0:
             raise ConfigError("patience, lr_patience: expected >= 0")
         if self.lr_schedule not in ("plateau", "cosine"):
@@ -489,7 +497,14 @@ def fit(
                 else:
                     sched.step(current)
                 pos.epoch_done = True
-                if _better(current, result.best_metric, config.monitor_mode):
+                to_beat = result.best_metric
+                if result.best_epoch == 0 and result.start is not None and to_beat is not None:
+                    # the start is replaced only by a clear gain (start_margin)
+                    m = config.start_margin
+                    to_beat = (
+                        to_beat * (1 - m) if config.monitor_mode == "min" else to_beat * (1 + m)
+                    )
+                if _better(current, to_beat, config.monitor_mode):
                     result.best_metric = current
                     result.best_epoch = epoch
                     best_state = copy.deepcopy(model.state_dict())
