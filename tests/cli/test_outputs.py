@@ -4,8 +4,6 @@ atomically, and a path that cannot be used is one line naming it (exit 2), never
 import csv
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 from seqshape.errors import ConfigError, DataError
 from seqshape.outfiles import atomic_output, check_input, check_output, file_mode, umask
 
-from .conftest import ENV, seqshape
+from .conftest import seqshape
 
 
 def one_error_line(p) -> str:
@@ -113,15 +111,47 @@ def test_checks_in_process(tmp_path):
             pass
 
 
-def _as_nobody():
-    """How to run a command as an unprivileged user: None when this process is not root (then
-    permissions apply to it directly), else setpriv; skip (with the reason) when neither."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root (permissions not enforced) and setpriv is not installed")
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+def _main_as_nobody(argv: list[str], cwd: Path) -> tuple[int, str]:
+    """``seqshape argv`` through `main` in a forked child that has dropped to user nobody (65534):
+    permissions then apply as they would to a service account. Forked rather than started anew,
+    so the child needs no read access to the checkout or the virtual environment (a fresh clone
+    under a 0700 temporary directory is unreadable to nobody). Returns (exit code, stderr)."""
+    import contextlib
+    import io
+    import json
+
+    from seqshape.cli import main
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.chdir(cwd)
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                rc = main(argv)
+            os.write(w, json.dumps([rc, err.getvalue()]).encode())
+        except BaseException as e:  # noqa: BLE001 - anything the child met goes to the parent
+            os.write(w, json.dumps([99, f"{type(e).__name__}: {e}"]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    rc, err = json.loads(data)
+    return rc, err
+
+
+def _one_line(rc: int, err: str) -> str:
+    assert rc == 2, (rc, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
 
 
 @pytest.fixture
@@ -133,8 +163,10 @@ def shared_tmp():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to another user needs root")
 def test_read_only_directory_and_unreadable_input_as_another_user(forecaster, history, shared_tmp):
-    prefix = _as_nobody()
+    from seqshape.cli import main
+
     work = shared_tmp / "w"
     work.mkdir()
     shutil.copytree(forecaster, work / "model")
@@ -143,21 +175,15 @@ def test_read_only_directory_and_unreadable_input_as_another_user(forecaster, hi
     for p in [work, work / "model", *(work / "model").iterdir(), work / "history.csv"]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     (work / "ro").chmod(0o555)
-    env = {**ENV, "HOME": str(work), "MPLCONFIGDIR": str(work / "mpl")}
-
-    def run(*args):
-        cmd = [*prefix, sys.executable, "-m", "seqshape", *map(str, args)]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work, timeout=120)
-
-    line = one_error_line(
-        run("forecast", "model", "--history", "history.csv", "--horizon", 3, "--output", "ro/f.csv")
-    )
+    cmd = ["forecast", str(work / "model"), "--horizon", "3", "--history"]
+    # the same command once as root, so every module it needs is loaded before the fork
+    assert main([*cmd, str(work / "history.csv"), "--output", str(shared_tmp / "warm.csv")]) == 0
+    cmd.append("history.csv")  # the child runs in `work`
+    line = _one_line(*_main_as_nobody([*cmd, "--output", "ro/f.csv"], work))
     assert (
         line == "error: ConfigError: --output ro/f.csv: cannot write it (permission denied in ro)"
     )
     assert list((work / "ro").iterdir()) == []
     (work / "history.csv").chmod(0o600)
-    line = one_error_line(
-        run("forecast", "model", "--history", "history.csv", "--horizon", 3, "--output", "f.csv")
-    )
+    line = _one_line(*_main_as_nobody([*cmd, "--output", "f.csv"], work))
     assert "history.csv" in line and ("not readable" in line or "permission denied" in line)
