@@ -735,6 +735,7 @@ def demo_forecast(out: Path, *, seed: int = 0, threads=None, progress: bool = Tr
         "future_cov_names": list(frame.future_cov_names),
     }
     fc.fit(series, train_end=tr, val_end=va)
+    say_which_part_won(fc.metrics)
     result = backtest(fc, series, tr, va, te, [12])
     model_dir = Path(out) / "forecast"
     fc.save(model_dir, extra_metrics={"test": result})
