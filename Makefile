@@ -45,8 +45,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
 
+# two pytest workers of one compute thread each: the 2 cores, never more threads than cores
 test: lint plain
-	SEQSHAPE_THREADS=1 $(VENV)/bin/pytest
+	SEQSHAPE_THREADS=1 $(VENV)/bin/pytest -n 2
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests bench examples

@@ -173,10 +173,12 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def _train(out: Path, hidden: int, epochs: int) -> Path:
-    from seqshape.api.classifier import SequenceClassifier
+    from seqshape.api.classifier import STREAM_OPTIONS, SequenceClassifier
     from seqshape.datasets import load_japanese_vowels
 
-    clf = SequenceClassifier(hidden_size=hidden, epochs=epochs, bidirectional=False, threads=1)
+    clf = SequenceClassifier(
+        hidden_size=hidden, epochs=epochs, bidirectional=False, threads=1, **STREAM_OPTIONS
+    )
     clf.fit(load_japanese_vowels("train")).save(out / "jv")
     return out / "jv"
 

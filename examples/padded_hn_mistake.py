@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         num_layers=1,
         bidirectional=False,  # one nn.LSTM: the mistake below is exactly the textbook one
         pooling="last",
+        frontend="none",  # the LSTM reads the (scaled) features themselves, as in the textbook
         epochs=epochs,
         seed=args.seed,
         threads=args.threads,

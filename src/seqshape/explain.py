@@ -580,7 +580,19 @@ def _padded_hn_note(t: Trace, net: nn.Module, x: Tensor, lengths: Tensor, state)
     return naive
 
 
+def _classify_sizes(net: nn.Module, batch: tuple) -> dict[str, int]:
+    """The encoder's letters, with F the model's input features; a conv front-end adds C (its
+    channels) and T' (the steps the LSTM takes, ceil(T / stride))."""
+    sizes = _encoder_sizes(net, batch[0], _out_letter(net.config))
+    c = net.config
+    if c.frontend == "conv":
+        sizes.update(F=c.input_size, C=c.conv_channels, **{"T'": -(-sizes["T"] // c.stride)})
+    return sizes
+
+
 def _classify_trace(net: nn.Module, batch: tuple, t: Trace) -> None:
+    from .models.classifier import valid_mask
+
     x, lengths = batch
     c = net.config
     ec = net.encoder.config
@@ -588,12 +600,26 @@ def _classify_trace(net: nn.Module, batch: tuple, t: Trace) -> None:
     with _hooks(encoder=net.encoder, attention=net.attention, head=net.head) as calls:
         logits = net(x, lengths)
     enc = calls["encoder"][0][1]
-    _trace_encoder_input(t, x, lengths, enc.mask)
+    _trace_encoder_input(t, x, lengths, valid_mask(lengths, x.shape[1]))
+    T = "T"
+    if net.frontend is not None:
+        T = "T'"
+        # (B, T, F) -> (B, T', C): what the LSTM reads
+        x, lengths = net.frontend(x, lengths)
+        t.add(
+            "front-end",
+            x,
+            "B T' C",
+            f"masked Conv1d(F, C, {c.conv_kernel}) + ReLU, max-pool by {c.stride}, masked "
+            f"Conv1d(C, C, {c.conv_kernel}) + ReLU; zero on padding",
+            modules=("frontend",),
+        )
+        t.add("lengths'", lengths, "B", f"[{_rows(lengths)}]: ceil(length / {c.stride})")
     path = net.encoder.choose_path(x, lengths, False)
     t.add(
         "outputs",
         enc.outputs,
-        "B T D·H",
+        f"B {T} D·H",
         f"the last layer's output at every step (directions side by side), zero on padding; "
         f"encoder path '{path}'",
         modules=("encoder",),
@@ -617,16 +643,18 @@ def _classify_trace(net: nn.Module, batch: tuple, t: Trace) -> None:
         f"each sequence's summary at its true end = the last layer of h_n side by side "
         f"(max diff {agree:.1g})",
     )
+    summary = "D·H+C" if c.conv_summary else "D·H"
+    also = "; the front-end's mean over valid steps beside it" if c.conv_summary else ""
     if c.pooling == "mean":
-        # (B, T, D·H) summed over valid steps / lengths -> (B, D·H)
-        pooled = net.pool(x, lengths)
-        t.add("pooled", pooled, "B D·H", "mean of the outputs over each sequence's valid steps")
+        # (B, T, D·H) summed over valid steps / lengths -> (B, D·H [+ C])
+        pooled = net.pool(*batch)
+        t.add("pooled", pooled, f"B {summary}", "mean of the outputs over valid steps" + also)
     elif c.pooling == "attention":
         pooled, weights = calls["attention"][0][1]
         t.add(
             "attention weights",
             weights,
-            "B T",
+            f"B {T}",
             "one weight per step, exactly 0 on padding; each row sums to 1",
             modules=("attention",),
         )
@@ -639,7 +667,7 @@ def _classify_trace(net: nn.Module, batch: tuple, t: Trace) -> None:
     t.add("logits" if N == "N" else "values", calls["head"][0][1], f"B {N}", what, ("head",))
     assert torch.equal(calls["head"][0][1], logits)
     naive = _padded_hn_note(t, net, x, lengths, state)
-    if naive is not None and c.pooling == "last":
+    if naive is not None and c.pooling == "last" and not c.conv_summary:
         wrong = net.head(torch.cat(list(naive[-ec.directions :]), dim=-1))
         short = lengths < x.shape[1]
         t.notes.append(
@@ -660,7 +688,7 @@ register(
         read=_seq_read,
         trace=_classify_trace,
         train_forward=lambda net, b: net(b[0], b[1]),
-        sizes=lambda net, b: _encoder_sizes(net, b[0], _out_letter(net.config)),
+        sizes=_classify_sizes,
         lengths=lambda b: b[1],
         fields=("input_size", "hidden", "layers", "bidirectional", "classes", "pooling"),
     )

@@ -70,7 +70,10 @@ def test_train_writes_a_complete_model_directory(trained):
         assert required in names
     log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == list(range(1, len(log) + 1))
-    assert all("val_loss" in r for r in log)
+    # the default trains on all of --train (no validation split) and logs the training loss
+    assert all("train_loss" in r and "val_loss" not in r for r in log)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["train"]["n_train"] == 270 and metrics["train"]["n_val"] == 0
 
 
 def test_evaluate_json_and_table(trained, jv_files):
@@ -172,3 +175,47 @@ def test_help_on_every_command():
     for args in ([], ["train"], ["train", "classify"], ["evaluate"], ["predict"], ["demo"]):
         p = run(*args, "--help")
         assert "Usage" in p.stdout, args
+
+
+def test_frontend_stride_and_lr_schedule_flags_reach_the_model(jv_files, tmp_path):
+    run(
+        "train",
+        "classify",
+        "--train",
+        jv_files / "train.ts",
+        "--out",
+        tmp_path / "m",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--stride",
+        "3",
+        "--lr-schedule",
+        "plateau",
+        "--no-progress",
+    )
+    conf = json.loads((tmp_path / "m" / "config.json").read_text())["config"]
+    assert conf["frontend"] == "conv" and conf["stride"] == 3  # conv is the default front-end
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["train_config"]["lr_schedule"] == "plateau"
+    run(
+        "train",
+        "classify",
+        "--train",
+        jv_files / "train.ts",
+        "--out",
+        tmp_path / "n",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--frontend",
+        "none",
+        "--no-progress",
+    )
+    conf = json.loads((tmp_path / "n" / "config.json").read_text())["config"]
+    assert conf["frontend"] == "none" and conf["stride"] == 1
+    p = run("train", "classify", "--train", jv_files / "train.ts", "--out", tmp_path / "x",
+            "--frontend", "fft", check=False)  # fmt: skip
+    assert p.returncode == 2 and "fft" in p.stderr and "Traceback" not in p.stderr

@@ -67,6 +67,17 @@ CASES = [
     dict(cell="gru", bidirectional=True, num_layers=2),
     dict(cell="lstm", bidirectional=True, num_layers=2, pooling="mean"),
     dict(cell="gru", bidirectional=True, num_layers=1, pooling="attention"),
+    # the convolutional front-end: masked convolutions, a max-pool by the stride, the FCN summary
+    dict(cell="lstm", bidirectional=False, num_layers=1, frontend="conv", stride=3),
+    dict(
+        cell="lstm",
+        bidirectional=True,
+        num_layers=1,
+        pooling="mean",
+        frontend="conv",
+        stride=4,
+        conv_summary=True,
+    ),
 ]
 
 
@@ -91,7 +102,11 @@ def test_onnx_matches_torch_on_mixed_lengths(case, jv_train, tmp_path):
     np.testing.assert_allclose(got1, ref1, rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("case", [CASES[3], CASES[5], CASES[7]], ids=["lstm", "gru", "attention"])
+@pytest.mark.parametrize(
+    "case",
+    [CASES[3], CASES[5], CASES[7], CASES[8], CASES[9]],
+    ids=["lstm", "gru", "attention", "conv", "conv-bi-summary"],
+)
 def test_padding_never_changes_onnx_logits(case, jv_train, tmp_path):
     cfg = ClassifierConfig(input_size=12, num_outputs=9, hidden_size=16, **case)
     net = ClassifierNet(cfg).eval()
@@ -283,3 +298,22 @@ def test_cli_refuses_stale_or_unsupported_exports(fitted_dir, tmp_path, capsys):
     )
     assert main(["export", str(fitted_dir), "--format", "tflite"]) == 2
     assert "--format: expected one of onnx, got 'tflite'" in capsys.readouterr().err
+
+
+def test_onnx_classifier_z_normalises_univariate_series_like_torch(tmp_path):
+    # univariate series at any level and amplitude: the estimator z-normalises each one
+    # (series_norm "auto"), and the ONNX runtime must do the same before its graph
+    rng = np.random.default_rng(0)
+    X = [
+        rng.normal(rng.uniform(-300, 300), rng.uniform(1, 50), (int(n), 1))
+        for n in rng.integers(5, 90, 20)
+    ]
+    y = [i % 2 for i in range(20)]
+    clf = SequenceClassifier(hidden_size=8, conv_channels=8, epochs=2, threads=1, progress=False)
+    clf.fit(X, y)
+    assert clf.series_norm_ is True
+    d = clf.save(tmp_path / "m")
+    export_onnx(d)
+    onnx_clf = OnnxClassifier(d / "model.onnx", batch_size=3)
+    assert read_metadata(d / "model.onnx")["series_norm"] is True
+    np.testing.assert_allclose(onnx_clf.predict_proba(X), clf.predict_proba(X), rtol=0, atol=1e-5)

@@ -207,3 +207,19 @@ def test_train_generate_evaluate_predict(shared_data, tmp_path):
         "--static", "OT", "--target", "prev_ot", check=False,
     )  # fmt: skip
     assert p.returncode == 2 and "a static column is constant within a sequence" in p.stderr
+
+
+def test_train_seq2seq_takes_lr_schedule_and_defaults_to_the_g2p_recipe(cmu_files, tmp_path):
+    base = ["train", "seq2seq", "--train", cmu_files / "train.dict", "--epochs", "1"]
+    base += ["--embedding", "8", "--no-progress"]
+    run(*base, "--hidden", "8", "--lr-schedule", "plateau", "--out", tmp_path / "p")
+    metrics = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    assert metrics["train_config"]["lr_schedule"] == "plateau"
+    # the defaults: the README's best G2P recipe (H=256, dropout 0.3, smoothing 0.1, cosine)
+    run(*base, "--out", tmp_path / "d")
+    metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    config = json.loads((tmp_path / "d" / "config.json").read_text())["config"]
+    assert metrics["train_config"]["lr_schedule"] == "cosine"
+    assert config["hidden_size"] == 256 and config["dropout"] == 0.3
+    p = run(*base, "--lr-schedule", "linear", "--out", tmp_path / "x", check=False)
+    assert p.returncode == 2 and "linear" in p.stderr and "Traceback" not in p.stderr

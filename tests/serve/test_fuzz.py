@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import seqshape.datasets
 from seqshape.anomaly.detector import AnomalyDetector, DetectorConfig
 from seqshape.anomaly.nab import load_corpus
-from seqshape.api.classifier import SequenceClassifier
+from seqshape.api.classifier import STREAM_OPTIONS, SequenceClassifier
 from seqshape.api.forecaster import Forecaster, SeriesData
 from seqshape.data.series import read_series_csv
 from seqshape.datasets import load_japanese_vowels
@@ -55,7 +55,9 @@ def client(tmp_path_factory, shared_data: Path):
 
     root = tmp_path_factory.mktemp("fuzz")
     train = load_japanese_vowels("train")
-    SequenceClassifier(hidden_size=16, epochs=1, bidirectional=False).fit(train).save(root / "jv")
+    SequenceClassifier(hidden_size=16, epochs=1, bidirectional=False, **STREAM_OPTIONS).fit(
+        train
+    ).save(root / "jv")
     SequenceClassifier(hidden_size=8, epochs=1, bidirectional=True).fit(train).save(root / "bi")
     frame = read_series_csv(
         seqshape.datasets.path("AirPassengers.csv"), target="#Passengers", future_covariates="auto"

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 import seqshape.datasets
-from seqshape.api.classifier import SequenceClassifier
+from seqshape.api.classifier import STREAM_OPTIONS, SequenceClassifier
 from seqshape.api.forecaster import Forecaster, SeriesData
 from seqshape.cli import main as cli_main
 from seqshape.data.series import read_series_csv
@@ -35,7 +35,9 @@ def trained(tmp_path_factory) -> dict:
     """Two tiny JapaneseVowels classifiers: a streamable one and a bidirectional one."""
     root = tmp_path_factory.mktemp("models")
     train = load_japanese_vowels("train")
-    SequenceClassifier(hidden_size=16, epochs=2, bidirectional=False).fit(train).save(root / "jv")
+    SequenceClassifier(hidden_size=16, epochs=2, bidirectional=False, **STREAM_OPTIONS).fit(
+        train
+    ).save(root / "jv")
     SequenceClassifier(hidden_size=8, epochs=1, bidirectional=True).fit(train).save(root / "jvbi")
     return {
         "jv": root / "jv",

@@ -171,13 +171,13 @@ def test_bad_timeouts_are_config_errors():
 def test_seqshape_serve_times_out_slow_clients(tmp_path, live_server):
     """The CLI flags reach the server: a half-sent header and a stalled observe body get 408
     within the 1 s timeouts; an ordinary request on the same server is answered."""
-    from seqshape.api.classifier import SequenceClassifier
+    from seqshape.api.classifier import STREAM_OPTIONS, SequenceClassifier
     from seqshape.datasets import load_japanese_vowels
 
     train = load_japanese_vowels("train")
-    SequenceClassifier(hidden_size=4, epochs=1, bidirectional=False).fit(train).save(
-        tmp_path / "jv"
-    )
+    SequenceClassifier(hidden_size=4, epochs=1, bidirectional=False, **STREAM_OPTIONS).fit(
+        train
+    ).save(tmp_path / "jv")
     args = [str(tmp_path / "jv"), "--state", str(tmp_path / "state.sqlite3")]
     live = live_server([*args, "--header-timeout", "1", "--body-timeout", "1"], tmp_path / "log")
     try:

@@ -274,33 +274,35 @@ def _pairs(sources, targets) -> tuple[list, list]:
 class Seq2Seq:
     """Encoder-decoder LSTM with attention; see the module docstring.
 
-    The model defaults are those of the CMUdict grapheme->phoneme results in docs/seq2seq.md
-    (Luong "general" attention: on one CPU thread 1.8x faster to train than "additive").
+    The defaults are the README's best CMUdict grapheme->phoneme recipe (docs/seq2seq.md: Luong
+    "general" attention, H=256, dropout 0.3, label smoothing 0.1, cosine lr over 18 epochs, no
+    early stop: 26.8% WER / 6.34% PER with beam 5 on 113k training words). "general" attention
+    trains 1.8x faster than "additive" on one CPU thread.
     """
 
     def __init__(
         self,
         *,
         attention: str = "general",
-        hidden_size: int = 128,
+        hidden_size: int = 256,
         embedding_size: int = 64,
         num_layers: int = 1,
         bidirectional: bool = True,
         decoder_hidden_size: int = 0,
         cell: str = "lstm",
-        dropout: float = 0.1,
+        dropout: float = 0.3,
         teacher_forcing: float = 1.0,
-        label_smoothing: float = 0.0,
+        label_smoothing: float = 0.1,
         beam_size: int = 1,
         length_penalty: float = 1.0,
         max_len: int | None = None,
         min_freq: int = 1,
-        epochs: int = 30,
+        epochs: int = 18,
         batch_size: int = 128,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
-        patience: int = 5,
-        lr_schedule: str = "plateau",
+        patience: int = 0,
+        lr_schedule: str = "cosine",
         val_fraction: float = 0.05,
         seed: int = 0,
         scale: bool = True,
@@ -323,7 +325,7 @@ class Seq2Seq:
             lr=lr,
             weight_decay=weight_decay,
             patience=patience,
-            lr_patience=max(1, patience // 2),
+            lr_patience=max(1, patience // 2) if patience else 3,
             lr_schedule=lr_schedule,
             seed=seed,
         )

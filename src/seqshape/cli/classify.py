@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -41,6 +41,9 @@ CLASSIFY_KEYS = set(SHARED_KEYS) | {
     "val_fraction",
     "weight_decay",
     "label_smoothing",
+    "frontend",
+    "stride",
+    "lr_schedule",
 }
 
 
@@ -52,7 +55,11 @@ def train_classify(
     out: Out,
     val: Annotated[
         Path | None,
-        typer.Option("--val", help="Validation sequences (default: a stratified 10% of --train)."),
+        typer.Option(
+            "--val",
+            help="Validation sequences, to keep the best epoch (default: none; train on all of "
+            "--train for the full cosine schedule).",
+        ),
     ] = None,
     test: Annotated[
         Path | None, typer.Option("--test", help="Test sequences, evaluated once after training.")
@@ -69,6 +76,29 @@ def train_classify(
     ] = None,
     pooling: Annotated[
         str | None, typer.Option("--pooling", help="Sequence summary: last | mean | attention.")
+    ] = None,
+    frontend: Annotated[
+        Literal["conv", "none"] | None,
+        typer.Option(
+            "--frontend",
+            help="conv (default: masked convolutions and a max-pool before the LSTM) | none.",
+        ),
+    ] = None,
+    stride: Annotated[
+        int | None,
+        typer.Option(
+            "--stride",
+            help="Front-end pooling stride P: the LSTM takes ceil(T / P) steps (default: auto, "
+            "about 64 steps for the median training length).",
+        ),
+    ] = None,
+    lr_schedule: Annotated[
+        Literal["plateau", "cosine"] | None,
+        typer.Option(
+            "--lr-schedule",
+            help="cosine (default: anneal to lr/100 over the epochs) | plateau (halve the lr "
+            "when validation stalls).",
+        ),
     ] = None,
     cell: Cell = None,
     dropout: Annotated[
@@ -105,6 +135,9 @@ def train_classify(
             layers=layers,
             bidirectional=bidirectional,
             pooling=pooling,
+            frontend=frontend,
+            stride=stride,
+            lr_schedule=lr_schedule,
             cell=cell,
             dropout=dropout,
         ),

@@ -195,6 +195,7 @@ KEY_SPECS: dict[str, KeySpec] = {
     "dropout": _FRACTION,
     "bidirectional": KeySpec(bool),
     "pooling": KeySpec(str, choices=("last", "mean", "attention")),
+    "frontend": KeySpec(str, choices=("conv", "none")),
     "patience": KeySpec(int, lo=0),
     "lr_patience": KeySpec(int, lo=0),
     "val_fraction": _FRACTION,

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -55,6 +55,7 @@ SEQ2SEQ_KEYS = set(SHARED_KEYS) | {
     "dropout",
     "teacher_forcing",
     "label_smoothing",
+    "lr_schedule",
     "patience",
     "val_fraction",
     "weight_decay",
@@ -250,6 +251,14 @@ def train_seq2seq(
     label_smoothing: Annotated[
         float | None, typer.Option("--label-smoothing", help="Label smoothing of the loss.")
     ] = None,
+    lr_schedule: Annotated[
+        Literal["plateau", "cosine"] | None,
+        typer.Option(
+            "--lr-schedule",
+            help="cosine (default: anneal to lr/100 over the epochs) | plateau (halve the lr "
+            "when validation stalls).",
+        ),
+    ] = None,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     lr: Lr = None,
@@ -286,6 +295,7 @@ def train_seq2seq(
             dropout=dropout,
             teacher_forcing=teacher_forcing,
             label_smoothing=label_smoothing,
+            lr_schedule=lr_schedule,
         ),
         SEQ2SEQ_KEYS,
     )

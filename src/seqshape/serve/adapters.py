@@ -342,6 +342,16 @@ class ClassifierAdapter(ModelAdapter):
                 f"model {self.name!r} cannot stream: pooling {cfg.pooling!r} looks at every step; "
                 "streams need pooling 'last'"
             )
+        if cfg.frontend != "none":
+            return (
+                f"model {self.name!r} cannot stream: its {cfg.frontend!r} front-end reads the "
+                "steps around each one (train it with --frontend none)"
+            )
+        if self.model.series_norm_:
+            return (
+                f"model {self.name!r} cannot stream: it z-normalises each whole series "
+                "(train it with series_norm=False)"
+            )
         return None
 
     def new_stream(self, options: dict[str, Any] | None = None) -> tuple[torch.Tensor, ...]:
