@@ -5,6 +5,7 @@ seconds); other long commands print a line every SEQSHAPE_PROGRESS_SECONDS while
 
 import json
 import re
+import time
 
 from seqshape.progress import Reporter, epoch_line
 
@@ -71,15 +72,31 @@ def test_reporter_is_silent_for_short_work(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_evaluate_piped_prints_progress_lines(forecaster, air_csv):
+def test_evaluate_piped_keeps_stdout_clean_and_reports_in_plain_lines(forecaster, air_csv):
+    """Whether a quick evaluate outlasts the progress period depends on the machine, so this
+    checks what any line says, and the mechanism itself is checked without timing below."""
     p = seqshape(
         "evaluate", forecaster, "--data", air_csv, "--json",
         env={"SEQSHAPE_PROGRESS_SECONDS": "0.01"},
     )  # fmt: skip
     json.loads(p.stdout)  # stdout stays the JSON alone
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith(f"evaluate {forecaster}: ")]
-    assert any("running" in ln and "s elapsed" in ln for ln in lines), p.stderr
-    assert re.match(rf"evaluate {re.escape(str(forecaster))}: done in \d+\.\d s$", lines[-1])
+    for ln in lines[:-1]:
+        assert "running" in ln and "s elapsed" in ln, p.stderr
+    if lines:
+        assert re.match(rf"evaluate {re.escape(str(forecaster))}: done in \d+\.\d s$", lines[-1])
+
+
+def test_work_that_outlasts_the_period_prints_running_lines_then_done(capsys, monkeypatch):
+    monkeypatch.setenv("SEQSHAPE_PROGRESS_SECONDS", "0.01")
+    with Reporter("evaluate m") as r:
+        deadline = time.monotonic() + 60
+        while r.lines < 2 and time.monotonic() < deadline:  # work until two beats were printed
+            time.sleep(0.005)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) >= 3
+    assert all(ln.startswith("evaluate m: running, ") and "s elapsed" in ln for ln in err[:-1])
+    assert re.match(r"evaluate m: done in \d+\.\d s$", err[-1])
 
 
 def test_forecast_piped_prints_progress_lines(forecaster, history, tmp_path):
