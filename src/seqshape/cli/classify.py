@@ -25,6 +25,7 @@ from .common import (
     Hidden,
     Layers,
     Lr,
+    LrSchedule,
     Out,
     Progress,
     Resume,
@@ -92,14 +93,7 @@ def train_classify(
             "about 64 steps for the median training length).",
         ),
     ] = None,
-    lr_schedule: Annotated[
-        Literal["plateau", "cosine"] | None,
-        typer.Option(
-            "--lr-schedule",
-            help="cosine (default: anneal to lr/100 over the epochs) | plateau (halve the lr "
-            "when validation stalls).",
-        ),
-    ] = None,
+    lr_schedule: LrSchedule = None,
     cell: Cell = None,
     dropout: Annotated[
         float | None, typer.Option("--dropout", help="Dropout between layers and before the head.")

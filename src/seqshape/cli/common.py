@@ -27,6 +27,14 @@ Seed = Annotated[
 ]
 Hidden = Annotated[int | None, typer.Option("--hidden", help="LSTM hidden size H.")]
 Layers = Annotated[int | None, typer.Option("--layers", help="Stacked LSTM layers L.")]
+LrSchedule = Annotated[
+    Literal["plateau", "cosine"] | None,
+    typer.Option(
+        "--lr-schedule",
+        help="plateau (halve the lr when validation stalls) | cosine (anneal it to lr/100 over "
+        "the epochs).",
+    ),
+]
 Cell = Annotated[
     Literal["lstm", "gru"] | None, typer.Option("--cell", help="Recurrent cell: lstm | gru.")
 ]

@@ -28,6 +28,7 @@ from .common import (
     Hidden,
     Layers,
     Lr,
+    LrSchedule,
     MaxHorizon,
     MaxSamples,
     Out,
@@ -251,14 +252,7 @@ def train_forecast(
             "seasonal_naive.",
         ),
     ] = None,
-    lr_schedule: Annotated[
-        Literal["plateau", "cosine"] | None,
-        typer.Option(
-            "--lr-schedule",
-            help="plateau (default: halve the lr when validation stalls) | cosine (anneal to "
-            "lr/100 over the epochs).",
-        ),
-    ] = None,
+    lr_schedule: LrSchedule = None,
     split: Annotated[
         str | None,
         typer.Option("--split", help="Time-based train,val,test fractions (default 0.7,0.1,0.2)."),

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -35,6 +35,7 @@ from .common import (
     Hidden,
     Layers,
     Lr,
+    LrSchedule,
     MaxBeam,
     Out,
     Progress,
@@ -251,14 +252,7 @@ def train_seq2seq(
     label_smoothing: Annotated[
         float | None, typer.Option("--label-smoothing", help="Label smoothing of the loss.")
     ] = None,
-    lr_schedule: Annotated[
-        Literal["plateau", "cosine"] | None,
-        typer.Option(
-            "--lr-schedule",
-            help="cosine (default: anneal to lr/100 over the epochs) | plateau (halve the lr "
-            "when validation stalls).",
-        ),
-    ] = None,
+    lr_schedule: LrSchedule = None,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     lr: Lr = None,
