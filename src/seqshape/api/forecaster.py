@@ -426,7 +426,8 @@ class Forecaster:
         if season is None:
             # the most common season among (up to 64 of) the series' training parts
             found = [
-                infer_season(s.target[: min(e, 4096), :1]) for s, e in list(zip(series, tr))[:64]
+                infer_season(s.target[: min(e, 4096), :1]) if e >= 8 else 1
+                for s, e in list(zip(series, tr))[:64]
             ]
             season = max(set(found), key=found.count)
         self.season_ = int(season)
