@@ -55,6 +55,15 @@ class _ReadDeadlines:
     header_timeout = HEADER_TIMEOUT
     body_timeout = BODY_TIMEOUT
 
+    # first in the protocol classes' bases, so these wrap uvicorn's own connection hooks
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._deadlines_start()
+
+    def connection_lost(self, exc) -> None:
+        self._deadlines_stop()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _deadlines_start(self) -> None:
         self._waiting: str | None = None
         self._deadline = 0.0
@@ -126,14 +135,6 @@ def _httptools_class() -> type:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class TimedHttpToolsProtocol(_ReadDeadlines, HttpToolsProtocol):
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._deadlines_start()
-
-        def connection_lost(self, exc) -> None:
-            self._deadlines_stop()
-            super().connection_lost(exc)
-
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._request_begins()
@@ -158,14 +159,6 @@ def _h11_class() -> type:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class TimedH11Protocol(_ReadDeadlines, H11Protocol):
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._deadlines_start()
-
-        def connection_lost(self, exc) -> None:
-            self._deadlines_stop()
-            super().connection_lost(exc)
-
         def data_received(self, data: bytes) -> None:
             if self.conn.their_state is h11.IDLE:
                 self._request_begins()
