@@ -71,7 +71,7 @@ def test_a_saved_directory_loads_back_exactly(saved, model_dir):
     want = load_file(str(saved / "model.safetensors"))
     for name, t in clf.net.state_dict().items():
         assert torch.equal(t, want[name]), name
-    assert clf.classes_ == [str(c) for c in range(1, 10)]
+    assert clf.classes_.tolist() == [str(c) for c in range(1, 10)]
 
 
 def test_the_header_rewrite_helper_is_faithful(model_dir):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -119,3 +121,18 @@ def configure(threads: int | None = None) -> int:
         torch.set_num_threads(threads)
         _configured = threads
     return threads
+
+
+@contextmanager
+def threads_scope(threads: int | None = None) -> Iterator[int]:
+    """`configure` for the duration of a block, then the caller's thread count back: an
+    estimator's fit or predict does not change the process's settings for the code around it."""
+    global _configured
+    before, before_configured = torch.get_num_threads(), _configured
+    n = configure(threads)
+    try:
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+        _configured = before_configured

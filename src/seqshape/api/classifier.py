@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__, runtime
+from .. import __version__
 from ..artifacts import build_net, config_from_dict, load_model_dir, save_model_dir
 from ..batching import BucketBatchSampler, collate
+from ..data.frames import check_layout, is_frame, labels_for, sequences_from_frame, to_ntf
 from ..data.scaling import StandardScaler, znorm_each
 from ..data.sequences import SequenceSet, from_arrays, sorted_labels
 from ..errors import ConfigError, DataError, ShapeError, TrainingError
@@ -24,6 +25,7 @@ from ..train.checkpoint import data_digest
 from ..train.loop import TrainConfig, TrainResult, fit
 from ..train.metrics import classification_report
 from ..untrusted import fits
+from .base import Estimator, encode_labels, labels_array, params_from, unique_labels
 
 KIND = "classifier"
 # stride="auto": pool by ceil(median training length / AUTO_STEPS), so that a long series takes
@@ -39,6 +41,15 @@ STREAM_OPTIONS = {"pooling": "last", "frontend": "none", "series_norm": False}
 def auto_stride(lengths: list[int], steps: int = AUTO_STEPS) -> int:
     """The pooling stride that leaves about ``steps`` recurrent steps for the median length."""
     return max(1, -(-int(np.median(lengths)) // steps))
+
+
+def _classes(y) -> np.ndarray:
+    """The distinct labels, sorted, in their own type (text labels by `sorted_labels`' order:
+    "2" before "10")."""
+    classes = unique_labels(y)
+    if classes.dtype.kind == "U":
+        classes = np.asarray(sorted_labels(classes.tolist()))
+    return classes
 
 
 def _as_set(X, y=None, name="X") -> SequenceSet:
@@ -66,7 +77,7 @@ def stratified_split(
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
-class SequenceClassifier:
+class SequenceClassifier(Estimator):
     """An LSTM classifier of variable-length multivariate sequences.
 
     The defaults were chosen on the suite of bench/classify_suite.py (JapaneseVowels, six UCR/UEA
@@ -77,7 +88,14 @@ class SequenceClassifier:
     mean (LSTM-FCN), AdamW with a cosine schedule over 400 epochs in batches of 8, on all of the
     training data (no validation split unless ``X_val`` or ``val_fraction`` is given). A run
     whose gradient blows up starts again by itself at a quarter of the learning rate (twice).
+
+    Every argument is a parameter under its own name (``get_params``/``set_params``; see
+    api/base.py for ``device``, ``callback`` and what ``fit`` leaves alone). Fitted:
+    ``classes_`` (the labels in their own type), ``n_features_in_``, ``net``, ``config``,
+    ``metrics``.
     """
+
+    _estimator_type = "classifier"
 
     def __init__(
         self,
@@ -106,54 +124,99 @@ class SequenceClassifier:
         scale: bool = True,
         threads: int | None = None,
         progress: bool = True,
+        layout: str = "auto",
+        device: str = "cpu",
+        callback=None,
     ) -> None:
-        self.model_options = dict(
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            cell=cell,
-            dropout=dropout,
-            pooling=pooling,
-            frontend=frontend,
-            conv_channels=conv_channels,
-            conv_kernel=conv_kernel,
-            conv_summary=conv_summary,
-        )
-        if stride != "auto" and not (isinstance(stride, int) and stride >= 1):
-            raise ConfigError(f"stride: expected a positive integer or 'auto', got {stride!r}")
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.cell = cell
+        self.dropout = dropout
+        self.pooling = pooling
+        self.frontend = frontend
+        self.conv_channels = conv_channels
+        self.conv_kernel = conv_kernel
+        self.conv_summary = conv_summary
         self.stride = stride
-        if series_norm not in (True, False, "auto"):
-            raise ConfigError(f"series_norm: expected true, false or 'auto', got {series_norm!r}")
         self.series_norm = series_norm
-        self.series_norm_ = False  # fitted: "auto" resolved (z-normalise univariate series)
-        self.train_config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            lr_schedule=lr_schedule,
-            seed=seed,
-            monitor="val_loss",
-            monitor_mode="min",
-        )
-        if not 0.0 <= val_fraction < 1.0:
-            raise ConfigError(f"val_fraction: expected a value in [0, 1), got {val_fraction!r}")
-        self.val_fraction = val_fraction
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(
-                f"label_smoothing: expected a value in [0, 1), got {label_smoothing!r}"
-            )
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.lr_schedule = lr_schedule
         self.label_smoothing = label_smoothing
+        self.val_fraction = val_fraction
+        self.seed = seed
         self.scale = scale
         self.threads = threads
         self.progress = progress
+        self.layout = layout
+        self.device = device
+        self.callback = callback
+        self._check_params()
+        self.n_features_in_: int | None = None
+        self.series_norm_ = False  # fitted: "auto" resolved (z-normalise univariate series)
         self.config: ClassifierConfig | None = None
         self.net: ClassifierNet | None = None
         self.scaler: StandardScaler | None = None
-        self.classes_: list = []
+        self.classes_: np.ndarray = np.zeros(0)
         self.metrics: dict = {}
         self.train_result: TrainResult | None = None
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_layout(self.layout)
+        stride, series_norm = self.stride, self.series_norm
+        if stride != "auto" and not (
+            isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1
+        ):
+            raise ConfigError(f"stride: expected a positive integer or 'auto', got {stride!r}")
+        if series_norm not in (True, False, "auto"):
+            raise ConfigError(f"series_norm: expected true, false or 'auto', got {series_norm!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(
+                f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}"
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(
+                f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing!r}"
+            )
+        self.train_config  # noqa: B018 - checks the training options
+
+    @property
+    def model_options(self) -> dict:
+        """The network's options (ClassifierConfig's fields other than the data's sizes)."""
+        return {
+            k: getattr(self, k)
+            for k in (
+                "hidden_size",
+                "num_layers",
+                "bidirectional",
+                "cell",
+                "dropout",
+                "pooling",
+                "frontend",
+                "conv_channels",
+                "conv_kernel",
+                "conv_summary",
+            )
+        }
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            lr_schedule=self.lr_schedule,
+            seed=self.seed,
+            monitor="val_loss",
+            monitor_mode="min",
+        )
 
     # -- training -----------------------------------------------------------------------------
     def fit(
@@ -177,24 +240,44 @@ class SequenceClassifier:
         ``resume``: continue from it, with the same data and options, to the same weights as an
         uninterrupted run (see train.loop.fit).
         """
-        runtime.configure(self.threads)
+        with self._fitting() as device:
+            return self._fit(
+                X,
+                y,
+                X_val,
+                y_val,
+                device,
+                log_path=log_path,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+            )
+
+    def _fit(
+        self, X, y, X_val, y_val, device, *, log_path, checkpoint_dir, checkpoint_every, resume
+    ):
+        X, y = self._from_frame(X, y)
         train = _as_set(X, y)
         if train.y is None:
             raise DataError(f"{train.source}: no labels; a classifier needs one label per sequence")
-        self.classes_ = sorted_labels(list(set(train.y)))
+        raw_y = train.y if isinstance(X, SequenceSet) else y
+        self.classes_ = _classes(raw_y)
         if len(self.classes_) < 2:
-            raise DataError(f"{train.source}: expected at least 2 classes, got {self.classes_}")
-        index = {c: i for i, c in enumerate(self.classes_)}
-        y_all = np.array([index[v] for v in train.y], dtype=np.int64)
+            raise DataError(
+                f"{train.source}: expected at least 2 classes, got {self.classes_.tolist()}"
+            )
+        self.n_features_in_ = train.n_features
+        y_all = encode_labels(raw_y, self.classes_)
         if X_val is not None:
+            X_val, y_val = self._from_frame(X_val, y_val, name="X_val")
             val = _as_set(X_val, y_val, name="X_val")
-            unknown = sorted_labels([v for v in (val.y or []) if v not in index])
-            if unknown:
-                raise DataError(f"{val.source}: labels {unknown} do not occur in the training data")
+            raw_val = val.y if isinstance(X_val, SequenceSet) else y_val
+            if raw_val is None:
+                raise DataError(f"{val.source}: no labels; validation needs one per sequence")
             Xtr, ytr = train.X, y_all
-            Xva, yva = val.X, np.array([index[v] for v in val.y], dtype=np.int64)
+            Xva, yva = val.X, encode_labels(raw_val, self.classes_, name=val.source)
         elif self.val_fraction > 0:
-            tr_idx, va_idx = stratified_split(y_all, self.val_fraction, self.train_config.seed)
+            tr_idx, va_idx = stratified_split(y_all, self.val_fraction, self.seed)
             Xtr, ytr = [train.X[i] for i in tr_idx], y_all[tr_idx]
             Xva, yva = [train.X[i] for i in va_idx], y_all[va_idx]
         else:
@@ -256,6 +339,8 @@ class SequenceClassifier:
                     checkpoint_every=checkpoint_every,
                     resume=resume and not restarts,
                     data_digest=data_digest(Xtr, ytr, Xva, yva),
+                    device=device,
+                    callback=self.callback,
                 )
                 break
             except TrainingError as e:
@@ -278,11 +363,19 @@ class SequenceClassifier:
             self.metrics["lr_used"] = tc.lr
         return self
 
-    # -- inference ----------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if self.net is None or self.config is None:
-            raise ConfigError("this SequenceClassifier is not fitted yet: call fit() or load()")
+    def _from_frame(self, X, y, name: str = "X"):
+        """A long DataFrame (sequence_id, step, features, label) -> (list of (T_i, F), labels);
+        a 3-D array -> a list, in (n, T, F) after ``layout``; anything else as it is."""
+        if is_frame(X):
+            seqs, labels, ids = sequences_from_frame(X, name=name)
+            return seqs, labels if y is None else labels_for(y, ids, name="y")
+        if isinstance(X, np.ndarray) and X.ndim == 3 and X.dtype != object:
+            return list(to_ntf(X, self.layout, name, self.n_features_in_)), y
+        if self.layout == "NCT" and not isinstance(X, SequenceSet):
+            X = [np.asarray(a).T for a in X]
+        return X, y
 
+    # -- inference ----------------------------------------------------------------------------
     def _logits(
         self, X: list[np.ndarray], *, scaled: bool = False, batch_size: int = 256
     ) -> torch.Tensor:
@@ -298,16 +391,18 @@ class SequenceClassifier:
             return out
         sampler = BucketBatchSampler([len(a) for a in X], batch_size, shuffle=False)
         was_training = self.net.training
+        device = self._device()
         self.net.eval()
         with torch.no_grad():
             for idx in sampler:
-                b = collate([X[i] for i in idx])
-                out[torch.as_tensor(idx)] = self.net(b.x, b.lengths)
+                b = collate([X[i] for i in idx]).to(device)
+                out[torch.as_tensor(idx)] = self.net(b.x, b.lengths).cpu()
         self.net.train(was_training)
         return out
 
     def _checked(self, X, name="X") -> list[np.ndarray]:
         self._check_fitted()
+        X, _ = self._from_frame(X, None, name=name)
         if isinstance(X, SequenceSet):
             if X.n_features != self.config.input_size:
                 raise ShapeError(
@@ -315,8 +410,6 @@ class SequenceClassifier:
                     f"(the model's F), got {X.n_features}"
                 )
             return X.X
-        if isinstance(X, np.ndarray) and X.ndim == 3:
-            X = list(X)
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == self.config.input_size:
             raise ShapeError(
                 f"{name}: expected a list of (T, F={self.config.input_size}) arrays, got one array "
@@ -327,31 +420,30 @@ class SequenceClassifier:
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, N) class probabilities, columns in the order of ``classes_``."""
-        return torch.softmax(self._logits(self._checked(X)), dim=1).numpy()
+        with self._inferring():
+            return torch.softmax(self._logits(self._checked(X)), dim=1).numpy()
 
     def predict(self, X) -> np.ndarray:
-        """One predicted label per sequence."""
+        """One predicted label per sequence, of the training labels' type."""
         proba = self.predict_proba(X)
-        return np.array([self.classes_[i] for i in proba.argmax(1)], dtype=object)
+        return self.classes_[proba.argmax(1)]
 
     def evaluate(self, X, y=None) -> dict:
         """Accuracy, macro F1, n and the confusion matrix (rows true, columns predicted)."""
+        self._check_fitted()
+        X, y = self._from_frame(X, y)
         data = _as_set(X, y)
         if data.y is None:
             raise DataError(f"{data.source}: no labels to evaluate against")
-        index = {c: i for i, c in enumerate(self.classes_)}
-        unknown = sorted_labels([v for v in data.y if v not in index])
-        if unknown:
-            raise DataError(
-                f"{data.source}: labels {unknown} were not seen in training (classes {self.classes_})"
-            )
-        y_true = np.array([index[v] for v in data.y])
+        raw = data.y if isinstance(X, SequenceSet) else y
+        y_true = encode_labels(raw, self.classes_, name=data.source)
         y_pred = self.predict_proba(data).argmax(1)
         report = classification_report(y_true, y_pred, len(self.classes_))
-        report["classes"] = [str(c) for c in self.classes_]
+        report["classes"] = [str(c) for c in self.classes_.tolist()]
         return report
 
     def score(self, X, y=None) -> float:
+        """Accuracy (scikit-learn's ``score`` of a classifier)."""
         return self.evaluate(X, y)["accuracy"]
 
     def explain(self, example_batch=None, **sizes):
@@ -374,7 +466,7 @@ class SequenceClassifier:
             config=self.config.to_dict(),
             state_dict=self.net.state_dict(),
             preprocessing={
-                "classes": self.classes_,
+                "classes": self.classes_.tolist(),
                 "scaler": self.scaler.to_dict() if self.scaler is not None else None,
                 "series_norm": self.series_norm_,
             },
@@ -388,27 +480,9 @@ class SequenceClassifier:
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int | None = None) -> SequenceClassifier:
-        runtime.configure(threads)
         files = load_model_dir(path, kind=KIND)
         config = config_from_dict(ClassifierConfig, files.config, files.path / "config.json")
-        self = cls(
-            **{
-                k: getattr(config, k)
-                for k in (
-                    "hidden_size",
-                    "num_layers",
-                    "bidirectional",
-                    "cell",
-                    "dropout",
-                    "pooling",
-                    "frontend",
-                    "conv_channels",
-                    "conv_kernel",
-                    "conv_summary",
-                    "stride",
-                )
-            }
-        )
+        self = cls(**params_from(cls, config), threads=threads)
         self.config = config
         self.net = build_net(ClassifierNet, config, files)
         self.net.eval()
@@ -418,7 +492,8 @@ class SequenceClassifier:
             raise _artifact_error(
                 files.path, f"classes: expected {config.num_outputs} names, got {classes!r}"
             )
-        self.classes_ = classes
+        self.classes_ = labels_array(classes)
+        self.n_features_in_ = config.input_size
         series_norm = pre.get("series_norm", False)
         if not isinstance(series_norm, bool):
             raise _artifact_error(

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__, runtime
+from .. import __version__
 from ..artifacts import build_net, config_from_dict, json_field, load_model_dir, save_model_dir
 from ..batching import Batch
-from ..data.series import check_history_length
+from ..data.frames import DS, UID, future_rows, is_pandas_series_input, series_from_pandas
+from ..data.series import check_history_length, future_timestamps
 from ..errors import ConfigError, DataError, ShapeError
 from ..models.forecaster import (
     HIGHWAY_STARTS,
@@ -35,6 +36,7 @@ from ..shapes import as_float32_2d
 from ..train import forecast_metrics as FM
 from ..train.checkpoint import data_digest
 from ..train.loop import TrainConfig, TrainResult, fit
+from .base import Estimator, params_from
 
 KIND = "forecaster"
 
@@ -72,6 +74,55 @@ class SeriesData:
 
 def _as_2d(a, name: str) -> np.ndarray:
     return as_float32_2d(a, name, columns="O")
+
+
+def as_series_list(series, *, past_cov=None, future_cov=None) -> tuple[list[SeriesData], dict]:
+    """What ``fit`` accepts -> (list of SeriesData, the column roles when pandas came in).
+
+    A SeriesData or a list of them; the SeriesFrame `read_series_csv` returns; a pandas Series
+    or DataFrame (a DatetimeIndex, or neuralforecast's long ``unique_id, ds, y`` layout, see
+    data/frames.py; ``past_cov``/``future_cov`` name covariate columns); a 1-D or 2-D array (one
+    series, each column a target).
+    """
+    from ..data.series import SeriesFrame
+
+    roles: dict = {}
+    if isinstance(series, SeriesData):
+        out = [series]
+    elif isinstance(series, SeriesFrame):
+        out = [
+            SeriesData(target=t, past_cov=p, future_cov=f, name=str(sid), timestamps=ts)
+            for sid, t, p, f, ts in zip(
+                series.series_ids,
+                series.target,
+                series.past_cov,
+                series.future_cov,
+                series.timestamps,
+            )
+        ]
+        roles = {
+            "target": list(series.target_names),
+            "past_cov": list(series.past_cov_names),
+            "future_cov": list(series.future_cov_names),
+            "long": len(series) > 1,
+        }
+    elif is_pandas_series_input(series):
+        parts, roles = series_from_pandas(series, past_cov=past_cov, future_cov=future_cov)
+        out = [SeriesData(**part) for part in parts]
+    elif isinstance(series, np.ndarray) and series.dtype != object and series.ndim in (1, 2):
+        out = [SeriesData(target=series, name="series")]
+    elif isinstance(series, list | tuple) and all(isinstance(x, SeriesData) for x in series):
+        out = list(series)
+    else:
+        raise DataError(
+            f"series: expected SeriesData (or a list of them), a SeriesFrame, a pandas "
+            f"Series/DataFrame or a 1-D/2-D array, got {type(series).__name__}"
+        )
+    if (past_cov or future_cov) and not is_pandas_series_input(series):
+        raise ConfigError("past_cov/future_cov: column names apply to a pandas DataFrame only")
+    if not out:
+        raise DataError("series: expected at least one series, got none")
+    return out, roles
 
 
 @dataclass
@@ -147,7 +198,7 @@ def make_windows(
     return Windows(np.concatenate(ser), np.concatenate(st), lookback, horizon)
 
 
-class Forecaster:
+class Forecaster(Estimator):
     """An LSTM forecaster, autoregressive through the LSTM by default (see models/forecaster.py).
 
     Model: ``lookback`` N history steps (default: three seasons or two horizons, whichever is
@@ -206,54 +257,44 @@ class Forecaster:
         global_scaling: bool = False,
         threads: int | None = None,
         progress: bool = True,
+        device: str = "cpu",
+        callback=None,
     ) -> None:
-        self.options = dict(
-            lookback=lookback,
-            horizon=horizon,
-            strategy=strategy,
-            loss=loss,
-            quantiles=tuple(quantiles),
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            dropout=dropout,
-            cell=cell,
-            window_norm=window_norm,
-            highway=highway,
-        )
-        if season is not None and (
-            isinstance(season, bool) or not isinstance(season, int) or season < 1
-        ):
-            raise ConfigError(f"season: expected a whole number >= 1 (1: none), got {season!r}")
-        if start not in ("best", *HIGHWAY_STARTS):
-            raise ConfigError(
-                f"start: expected one of best, {', '.join(HIGHWAY_STARTS)}, got {start!r}"
-            )
+        self.lookback = lookback
+        self.horizon = horizon
+        self.strategy = strategy
+        self.loss = loss
+        self.quantiles = quantiles
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.cell = cell
+        self.window_norm = window_norm
+        self.highway = highway
+        self.train_highway = train_highway
+        self.keep_start = keep_start
         self.season = season
         self.start = start
-        self.keep_start = keep_start
-        self.train_config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            lr_patience=max(1, patience // 2) if lr_patience is None else lr_patience,
-            lr_schedule=lr_schedule,
-            seed=seed,
-            # a highway model starts as the least-squares linear autoregression: a fitted
-            # model, which training must beat on validation to replace (keep_start)
-            validate_start=bool(keep_start),
-            start_margin=start_margin,
-        )
-        if not 0.0 <= sampling_ratio <= 1.0:
-            raise ConfigError(f"sampling_ratio: expected a value in [0, 1], got {sampling_ratio!r}")
+        self.start_margin = start_margin
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.lr_schedule = lr_schedule
+        self.lr_patience = lr_patience
+        self.seed = seed
         self.sampling_ratio = sampling_ratio
-        self.train_highway = train_highway
         self.stride = stride
         self.max_windows_per_epoch = max_windows_per_epoch
         self.global_scaling = global_scaling
         self.threads = threads
         self.progress = progress
+        self.device = device
+        self.callback = callback
+        self._check_params()
+        self.options_: dict | None = None  # fitted: the network's options, lookback resolved
+        self.train_config_: TrainConfig | None = None  # fitted: what the loop ran with
         self.config: ForecasterConfig | None = None
         self.net: ForecasterNet | None = None
         self.scaling: Scaling | None = None
@@ -262,17 +303,83 @@ class Forecaster:
         self.train_result: TrainResult | None = None
         self.meta: dict = {}
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        season, start = self.season, self.start
+        if season is not None and (
+            isinstance(season, bool) or not isinstance(season, int) or season < 1
+        ):
+            raise ConfigError(f"season: expected a whole number >= 1 (1: none), got {season!r}")
+        if start not in ("best", *HIGHWAY_STARTS):
+            raise ConfigError(
+                f"start: expected one of best, {', '.join(HIGHWAY_STARTS)}, got {start!r}"
+            )
+        if not 0.0 <= self.sampling_ratio <= 1.0:
+            raise ConfigError(
+                f"sampling_ratio: expected a value in [0, 1], got {self.sampling_ratio!r}"
+            )
+        self.train_config  # noqa: B018 - checks the training options
+
+    @property
+    def options(self) -> dict:
+        """The network's options (ForecasterConfig's fields other than the data's sizes); once
+        fitted, with the lookback and highway the data decided."""
+        if getattr(self, "options_", None) is not None:
+            return dict(self.options_)
+        return {
+            k: getattr(self, k)
+            for k in (
+                "lookback",
+                "horizon",
+                "strategy",
+                "loss",
+                "hidden_size",
+                "num_layers",
+                "dropout",
+                "cell",
+                "window_norm",
+                "highway",
+            )
+        } | {"quantiles": tuple(self.quantiles)}
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The training options (once fitted: what the loop ran with, its monitor decided)."""
+        if getattr(self, "train_config_", None) is not None:
+            return self.train_config_
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            lr_patience=max(1, self.patience // 2)
+            if self.lr_patience is None
+            else self.lr_patience,
+            lr_schedule=self.lr_schedule,
+            seed=self.seed,
+            # a highway model starts as a fitted baseline, which training must beat on
+            # validation to replace (keep_start)
+            validate_start=bool(self.keep_start),
+            start_margin=self.start_margin,
+        )
+
     # -- tensors from windows -------------------------------------------------------------------
     def _scaled(
-        self, series: list[SeriesData], rows: list[int] | None = None
+        self,
+        series: list[SeriesData],
+        rows: list[int] | None = None,
+        scaling: Scaling | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Scale each series with its own statistics (``rows``: which fitted series each one is)."""
+        """Scale each series with its own statistics (``rows``: which fitted series each one is;
+        ``scaling``: other statistics than the fitted ones)."""
+        sc = self.scaling if scaling is None else scaling
         rows = list(range(len(series))) if rows is None else rows
         out = []
         for i, s in zip(rows, series):
-            r = self.scaling.row(i)
-            z = (s.z - self.scaling.z_mean[r]) / self.scaling.z_std[r]
-            f = (s.future_cov - self.scaling.f_mean[r]) / self.scaling.f_std[r]
+            r = sc.row(i)
+            z = (s.z - sc.z_mean[r]) / sc.z_std[r]
+            f = (s.future_cov - sc.f_mean[r]) / sc.f_std[r]
             out.append((z.astype(np.float32), f.astype(np.float32)))
         return out
 
@@ -294,10 +401,12 @@ class Forecaster:
     # -- training -------------------------------------------------------------------------------
     def fit(
         self,
-        series: list[SeriesData] | SeriesData,
+        series,
         *,
         train_end=None,
         val_end=None,
+        past_cov: list[str] | None = None,
+        future_cov: list[str] | None = None,
         log_path=None,
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int | None = None,
@@ -310,11 +419,40 @@ class Forecaster:
         ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit (a resumed run
         needs the same series, split and options, and ends with the same weights).
         """
-        runtime.configure(self.threads)
-        if isinstance(series, SeriesData):
-            series = [series]
-        if not series:
-            raise DataError("series: expected at least one series, got none")
+        with self._fitting() as device:
+            return self._fit(
+                series,
+                device,
+                train_end=train_end,
+                val_end=val_end,
+                past_cov=past_cov,
+                future_cov=future_cov,
+                log_path=log_path,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+            )
+
+    def _fit(
+        self,
+        series,
+        device,
+        *,
+        train_end,
+        val_end,
+        past_cov,
+        future_cov,
+        log_path,
+        checkpoint_dir,
+        checkpoint_every,
+        resume,
+    ):
+        self.options_ = self.train_config_ = None
+        series, roles = as_series_list(series, past_cov=past_cov, future_cov=future_cov)
+        self.meta = {k: v for k, v in self.meta.items() if k != "pandas"}
+        if roles:
+            # how to read and write pandas at forecast time: the columns' roles and the step
+            self.meta["pandas"] = {**roles, "freq": _common_freq(series)}
         O, Cp, Cf = (
             series[0].target.shape[1],
             series[0].past_cov.shape[1],
@@ -329,8 +467,8 @@ class Forecaster:
         lens = [len(s.target) for s in series]
         tr = _per_series(train_end, lens, default=[int(0.8 * n) for n in lens], name="train_end")
         va = _per_series(val_end, lens, default=lens, name="val_end")
-        self._resolve_shape_options(series, tr)
-        N, K = self.options["lookback"], self.options["horizon"]
+        self.options_ = self._resolve_shape_options(series, tr)
+        N, K = self.options_["lookback"], self.options_["horizon"]
         for s, e in zip(series, tr):
             if e < N + K:
                 raise DataError(
@@ -342,8 +480,9 @@ class Forecaster:
         scaled = self._scaled(series)
         train_w = make_windows([(0, e) for e in tr], N, K, self.stride)
         val_w = make_windows(list(zip(tr, va)), N, K, max(self.stride, 1))
-        torch.manual_seed(self.train_config.seed)
-        self.config = ForecasterConfig(n_targets=O, n_past=Cp, n_future=Cf, **self.options)
+        torch.manual_seed(self.seed)
+        self.config = ForecasterConfig(n_targets=O, n_past=Cp, n_future=Cf, **self.options_)
+        self.n_features_in_ = O + Cp + Cf
         self.net = ForecasterNet(self.config)
         self.baselines_ = {}
         self._scale_rows = self._mase_scales(scaled, tr)
@@ -359,7 +498,7 @@ class Forecaster:
             monitor="val_mase" if len(val_w) else "train_loss",
             validate_start=bool(self.config.highway) and self.keep_start,
         )
-        self.train_config = tc
+        self.train_config_ = tc
         per_epoch = len(train_w)
         if self.max_windows_per_epoch:
             per_epoch = min(per_epoch, self.max_windows_per_epoch)
@@ -406,6 +545,8 @@ class Forecaster:
             resume=resume,
             # the scaled series and where training and validation end define the windows
             data_digest=data_digest(scaled, list(tr), list(va)),
+            device=device,
+            callback=self.callback,
         )
         self.metrics = self.train_result.summary(
             "val_mase" if len(val_w) else "train_loss",
@@ -416,12 +557,13 @@ class Forecaster:
         return self
 
     # -- defaults from the data, and the baseline start -------------------------------------------
-    def _resolve_shape_options(self, series: list[SeriesData], tr: list[int]) -> None:
+    def _resolve_shape_options(self, series: list[SeriesData], tr: list[int]) -> dict:
         """Fill what was left to the data: the season (from the training targets' ACF), the
         lookback (from the season and horizon) and the highway (the whole lookback)."""
         from ..models.baselines import infer_season
 
-        K = self.options["horizon"]
+        opts = self.options
+        K = opts["horizon"]
         season = self.season
         if season is None:
             # the most common season among (up to 64 of) the series' training parts
@@ -431,16 +573,17 @@ class Forecaster:
             ]
             season = max(set(found), key=found.count)
         self.season_ = int(season)
-        self.meta = {**self.meta, "season": self.season_}
-        if self.options["lookback"] is None:
+        self.meta["season"] = self.season_
+        if opts["lookback"] is None:
             # three seasons or two horizons, whichever is longer (two horizons capped at 336
             # steps, two weeks of hourly data: the LSTM reads every one of them), within what the
             # shortest training part allows with a few windows to train on
             want = max(3 * self.season_, min(2 * K, 336), 8)
             room = (min(tr) - K) // 2
-            self.options["lookback"] = int(max(1, min(want, room)))
-        if self.options["highway"] is None:
-            self.options["highway"] = self.options["lookback"]
+            opts["lookback"] = int(max(1, min(want, room)))
+        if opts["highway"] is None:
+            opts["highway"] = opts["lookback"]
+        return opts
 
     def _start_from_best_baseline(self, scaled, tr: list[int], val_w: Windows) -> str:
         """Set the highway to the baseline (naive, seasonal naive, least-squares linear) that
@@ -454,7 +597,7 @@ class Forecaster:
         by chance.
         """
         z_train = [z[:e] for (z, _), e in zip(scaled, tr)]
-        seed = self.train_config.seed
+        seed = self.seed
         ridges = (1e-4, 1e-2, 1e-1, 1.0)
         starts = highway_starts(self.net, z_train, season=self.season_, ridges=ridges, seed=seed)
         if self.start != "best":
@@ -544,8 +687,11 @@ class Forecaster:
         for b in range(0, len(win), batch_size):
             idx = np.arange(b, min(b + batch_size, len(win)))
             hist, fut, cov = self._gather(scaled, win, idx)
-            pred = net.point(net.forecast(hist, win.horizon, cov if self.config.n_future else None))
-            err = (pred - fut)[..., :O].numpy()
+            dev = self._device()
+            out = net.forecast(
+                hist.to(dev), win.horizon, cov.to(dev) if self.config.n_future else None
+            )
+            err = (net.point(out).cpu() - fut)[..., :O].numpy()
             sq += float((err**2).sum())
             # (B, K, O) / (B, 1, 1): each window by its own series' scale
             ab += float((np.abs(err) / self._scale_rows[win.series[idx]][:, None, None]).sum())
@@ -553,10 +699,6 @@ class Forecaster:
         return sq / max(count, 1), ab / max(count, 1)
 
     # -- inference ------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if self.net is None:
-            raise ConfigError("this Forecaster is not fitted yet: call fit() or load()")
-
     def predict_windows(
         self,
         series: list[SeriesData],
@@ -576,7 +718,10 @@ class Forecaster:
             for b in range(0, len(win), batch_size):
                 idx = np.arange(b, min(b + batch_size, len(win)))
                 hist, fut, cov = self._gather(scaled, win, idx, k)
-                p = self.net.forecast(hist, k, cov if self.config.n_future else None)
+                dev = self._device()
+                p = self.net.forecast(
+                    hist.to(dev), k, cov.to(dev) if self.config.n_future else None
+                ).cpu()
                 points.append(self.net.point(p)[..., :O].numpy())
                 truths.append(fut[..., :O].numpy())
                 params_all.append(p[..., :O, :].numpy())
@@ -593,18 +738,20 @@ class Forecaster:
             )
         return {"point": point, "truth": truth, "params": params}
 
-    def _unscale(self, a: np.ndarray, series_idx: np.ndarray) -> np.ndarray:
+    def _unscale(self, a: np.ndarray, series_idx: np.ndarray, scaling=None) -> np.ndarray:
         O = self.config.n_targets
-        rows = np.array([self.scaling.row(int(i)) for i in series_idx], dtype=np.int64)
-        mean = self.scaling.z_mean[rows][:, None, :O]
-        std = self.scaling.z_std[rows][:, None, :O]
+        sc = self.scaling if scaling is None else scaling
+        rows = np.array([sc.row(int(i)) for i in series_idx], dtype=np.int64)
+        mean = sc.z_mean[rows][:, None, :O]
+        std = sc.z_std[rows][:, None, :O]
         return a * std + mean
 
-    def _unscale_params(self, p: np.ndarray, series_idx: np.ndarray) -> np.ndarray:
+    def _unscale_params(self, p: np.ndarray, series_idx: np.ndarray, scaling=None) -> np.ndarray:
         O = self.config.n_targets
-        rows = np.array([self.scaling.row(int(i)) for i in series_idx], dtype=np.int64)
-        mean = self.scaling.z_mean[rows][:, None, :O, None]
-        std = self.scaling.z_std[rows][:, None, :O, None]
+        sc = self.scaling if scaling is None else scaling
+        rows = np.array([sc.row(int(i)) for i in series_idx], dtype=np.int64)
+        mean = sc.z_mean[rows][:, None, :O, None]
+        std = sc.z_std[rows][:, None, :O, None]
         out = p.copy()
         if self.config.loss in ("mse", "quantile"):
             return out * std + mean
@@ -614,10 +761,10 @@ class Forecaster:
 
     def forecast(
         self,
-        history: SeriesData,
-        k: int,
+        history,
+        k: int | None = None,
         *,
-        series_index: int = 0,
+        series_index: int | None = 0,
         future_cov: np.ndarray | None = None,
         samples: int = 0,
         seed: int = 0,
@@ -629,11 +776,27 @@ class Forecaster:
         ``allow_short=True`` forecasts from fewer (at least 1: the LSTM reads any length, the
         highway repeats the first value), which the model never saw in training.
         ``future_cov`` (K, Cf) are the known covariates of the K future rows (required when Cf > 0).
+        ``series_index``: which training series ``history`` continues (its scaling statistics);
+        None: a series the model was not fitted on, scaled by its own history's mean and std.
+        A pandas ``history`` (see `fit`) gives a DataFrame: future timestamps, the point forecast
+        under the target's name, then the quantile or interval columns.
         Returns {"point": (K, O)} plus "quantiles" {q: (K, O)} for a quantile head, "std" (and
         "scale", "df" for a Student-t head), and "samples" (S, K, O) sample paths when
         ``samples`` > 0.
         """
         self._check_fitted()
+        k = self.config.horizon if k is None else k
+        if is_pandas_series_input(history):
+            return self._forecast_frame(
+                history,
+                k,
+                future_cov=future_cov,
+                samples=samples,
+                seed=seed,
+                allow_short=allow_short,
+            )
+        if isinstance(history, np.ndarray):
+            history = SeriesData(target=history, name="history")
         c = self.config
         N = len(history.target)
         check_history_length(history.name, N, c.lookback, allow_short)
@@ -660,22 +823,31 @@ class Forecaster:
                 f"{history.name}: expected (O={c.n_targets}, Cp={c.n_past}, Cf={c.n_future}) columns, got "
                 f"({history.target.shape[1]}, {history.past_cov.shape[1]}, {history.future_cov.shape[1]})"
             )
+        sc = None  # the fitted statistics of series `series_index`
+        if series_index is None and not self.scaling.global_:
+            # a series the model was not fitted on: scaled by its own history's statistics
+            sc = Scaling.fit([history], [N], global_=True)
+            series_index = 0
+        elif series_index is None:
+            series_index = 0
         if not self.scaling.global_ and not 0 <= series_index < len(self.scaling.z_mean):
             raise ConfigError(
                 f"series_index: expected 0..{len(self.scaling.z_mean) - 1} ({self.series_names}), got {series_index}"
             )
-        scaled = self._scaled([full], rows=[series_index])
+        scaled = self._scaled([full], rows=[series_index], scaling=sc)
         hist, _, cov = self._gather(
             scaled, Windows(np.array([0]), np.array([0]), N, k), np.array([0]), k
         )
         win = Windows(np.array([series_index]), np.array([0]), N, k)
         result: dict = {}
         self.net.eval()
-        with torch.no_grad():
-            p = self.net.forecast(hist, k, cov if c.n_future else None)
-            params = self._unscale_params(p[..., : c.n_targets, :].numpy(), win.series)[0]
+        dev = self._device()
+        hist, cov = hist.to(dev), cov.to(dev)
+        with self._inferring(), torch.no_grad():
+            p = self.net.forecast(hist, k, cov if c.n_future else None).cpu()
+            params = self._unscale_params(p[..., : c.n_targets, :].numpy(), win.series, sc)[0]
             result["point"] = self._unscale(
-                self.net.point(p)[..., : c.n_targets].numpy(), win.series
+                self.net.point(p)[..., : c.n_targets].numpy(), win.series, sc
             )[0]
             if c.loss == "quantile":
                 result["quantiles"] = {q: params[..., i] for i, q in enumerate(c.quantiles)}
@@ -684,14 +856,100 @@ class Forecaster:
             if c.loss == "student_t":
                 result["scale"], result["df"] = params[..., 1], params[..., 2]
             if samples:
-                g = torch.Generator().manual_seed(seed)
-                torch.manual_seed(seed)
-                paths = self.net.forecast(
-                    hist, k, cov if c.n_future else None, samples=samples, generator=g
-                )
-                paths = paths[:, 0, :, : c.n_targets].numpy()
-                result["samples"] = self._unscale(paths, np.full(samples, series_index))
+                g = torch.Generator(device=dev).manual_seed(seed)
+                # the caller's global RNG is left as it was
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    paths = self.net.forecast(
+                        hist, k, cov if c.n_future else None, samples=samples, generator=g
+                    )
+                paths = paths[:, 0, :, : c.n_targets].cpu().numpy()
+                result["samples"] = self._unscale(paths, np.full(samples, series_index), sc)
         return result
+
+    # -- pandas out -----------------------------------------------------------------------------
+    def _series_index(self, name: str) -> int | None:
+        """Which fitted series ``name`` is (its scaling): by name; the one series of a model
+        fitted on one; else None: a new series, scaled by its own history (see `forecast`)."""
+        if name in self.series_names:
+            return self.series_names.index(name)
+        if self.scaling.global_ or len(self.scaling.z_mean) == 1:
+            return 0
+        return None
+
+    def _forecast_frame(self, history, k: int, *, future_cov, samples, seed, allow_short):
+        """`forecast` for pandas in: a DataFrame out, one row per future step (and series), with
+        future timestamps, the point forecast under the target's name and the interval columns."""
+        import pandas as pd
+
+        roles = self.meta.get("pandas") or {}
+        parts, got = series_from_pandas(
+            history, past_cov=roles.get("past_cov"), future_cov=roles.get("future_cov")
+        )
+        frames = []
+        for part in parts:
+            sd = SeriesData(**part)
+            stamps = part["timestamps"]
+            fut = None
+            if self.config.n_future:
+                last = stamps[-1] if stamps is not None else None
+                fut = future_rows(future_cov, got, sd.name, k, last)
+            out = self.forecast(
+                sd,
+                k,
+                series_index=self._series_index(sd.name),
+                future_cov=fut,
+                samples=samples,
+                seed=seed,
+                allow_short=allow_short,
+            )
+            if stamps is None:
+                when = np.arange(len(sd.target), len(sd.target) + k)
+            else:
+                when = future_timestamps(stamps, k, freq=roles.get("freq"), name=sd.name)
+            cols = _result_columns(out, got["target"], self.config.loss)
+            if got["long"]:
+                frame = pd.DataFrame({UID: sd.name, DS: when, **cols})
+            else:
+                index = pd.DatetimeIndex(when, name=history.index.name or DS)
+                frame = pd.DataFrame(cols, index=index if stamps is not None else when)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if got["long"] else frames[0]
+
+    def score(self, X, y=None) -> float:
+        """scikit-learn's ``score`` (higher is better): minus the mean MASE of forecasting the
+        last ``horizon`` rows of each series from the rows before them (season: the fitted one)."""
+        self._check_fitted()
+        series, _ = as_series_list(
+            X,
+            past_cov=(self.meta.get("pandas") or {}).get("past_cov"),
+            future_cov=(self.meta.get("pandas") or {}).get("future_cov"),
+        )
+        K, m = self.config.horizon, self.season_or_1()
+        errors = []
+        for s in series:
+            T = len(s.target)
+            if T - K < 1:
+                raise DataError(f"{s.name}: {T} rows; scoring needs more than horizon={K}")
+            hist = SeriesData(
+                target=s.target[: T - K],
+                past_cov=s.past_cov[: T - K],
+                future_cov=s.future_cov[: T - K],
+                name=s.name,
+            )
+            fut = s.future_cov[T - K :] if self.config.n_future else None
+            idx = self._series_index(s.name)
+            point = self.forecast(hist, K, series_index=idx, future_cov=fut, allow_short=True)
+            train = s.target[: T - K]
+            lag = m if len(train) > m else 1
+            scale = np.mean(np.abs(train[lag:] - train[:-lag])) if len(train) > lag else 0.0
+            errors.append(
+                float(np.mean(np.abs(point["point"] - s.target[T - K :]))) / max(scale, 1e-8)
+            )
+        return -float(np.mean(errors))
+
+    def season_or_1(self) -> int:
+        return int(self.meta.get("season", 1) or 1)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:
@@ -716,26 +974,11 @@ class Forecaster:
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int | None = None) -> Forecaster:
-        runtime.configure(threads)
         files = load_model_dir(path, kind=KIND)
         config = config_from_dict(ForecasterConfig, files.config, files.path / "config.json")
-        opts = {
-            k: getattr(config, k)
-            for k in (
-                "lookback",
-                "horizon",
-                "strategy",
-                "loss",
-                "quantiles",
-                "hidden_size",
-                "num_layers",
-                "dropout",
-                "cell",
-                "window_norm",
-                "highway",
-            )
-        }
-        self = cls(**opts, threads=threads)
+        self = cls(**params_from(cls, config), threads=threads)
+        self.options_ = {k: v for k, v in config.to_dict().items() if k in self.options}
+        self.n_features_in_ = config.n_fed + config.n_future
         self.config = config
         # weights saved with one highway map for all columns load as the same map per column
         upgrade = lambda t: ColumnHighway.upgrade(t, config.n_fed)  # noqa: E731
@@ -748,6 +991,49 @@ class Forecaster:
         self.meta = json_field(pre, "meta", dict, where, {})
         self.metrics = json_field(files.metrics, "train", dict, files.path / "metrics.json", {})
         return self
+
+
+def _common_freq(series: list[SeriesData]) -> str | None:
+    """The step the series' timestamps share (None without timestamps or when they disagree)."""
+    from ..data.series import infer_freq
+
+    found = set()
+    for s in series:
+        if s.timestamps is None or len(s.timestamps) < 2:
+            return None
+        try:
+            found.add(infer_freq(np.asarray(s.timestamps), strict=False, name=s.name))
+        except (DataError, ConfigError):
+            return None
+    return found.pop() if len(found) == 1 else None
+
+
+def _result_columns(out: dict, targets: list[str], loss: str) -> dict[str, np.ndarray]:
+    """A forecast's arrays as named columns: the point under each target's name, then per target
+    the quantiles (``y_q0.1``), or the std and the 80%/95% intervals (``y_lo_80``, ``y_hi_80``):
+    from the distribution for a Gaussian head, from the sample paths otherwise when asked for."""
+    from statistics import NormalDist
+
+    cols: dict[str, np.ndarray] = {}
+    for j, name in enumerate(targets):
+        cols[name] = out["point"][:, j]
+        for q, v in (out.get("quantiles") or {}).items():
+            cols[f"{name}_q{q:g}"] = v[:, j]
+        if "std" in out:
+            cols[f"{name}_std"] = out["std"][:, j]
+        for level in (80, 95):
+            lo_q, hi_q = (1 - level / 100) / 2, 1 - (1 - level / 100) / 2
+            if loss == "gaussian":
+                z = NormalDist().inv_cdf(hi_q)
+                lo = out["point"][:, j] - z * out["std"][:, j]
+                hi = out["point"][:, j] + z * out["std"][:, j]
+            elif "samples" in out:
+                lo = np.quantile(out["samples"][:, :, j], lo_q, axis=0)
+                hi = np.quantile(out["samples"][:, :, j], hi_q, axis=0)
+            else:
+                continue
+            cols[f"{name}_lo_{level}"], cols[f"{name}_hi_{level}"] = lo, hi
+    return cols
 
 
 def _loaded_scaling(pre: dict, config: ForecasterConfig, where: Path) -> Scaling:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__, runtime
+from .. import __version__
 from ..artifacts import build_net, config_from_dict, json_field, load_model_dir, save_model_dir
 from ..batching import Batch, BucketBatchSampler
 from ..data.scaling import StandardScaler
@@ -25,12 +25,13 @@ from ..models.generator import GeneratorConfig, GeneratorNet
 from ..models.seq2seq import sequence_loss
 from ..train.checkpoint import data_digest
 from ..train.loop import TrainConfig, TrainResult, fit
+from .base import Estimator, params_from
 from .seq2seq import Side, split_indices, token_metrics, value_metrics
 
 KIND = "generator"
 
 
-class SequenceGenerator:
+class SequenceGenerator(Estimator):
     """An LSTM decoder started from a static vector; see the module docstring."""
 
     def __init__(
@@ -53,32 +54,29 @@ class SequenceGenerator:
         scale: bool = True,
         threads: int | None = None,
         progress: bool = True,
+        device: str = "cpu",
+        callback=None,
     ) -> None:
-        if not 0.0 <= val_fraction < 1.0:
-            raise ConfigError(f"val_fraction: expected a value in [0, 1), got {val_fraction!r}")
-        if not isinstance(beam_size, int) or beam_size < 1:
-            raise ConfigError(f"beam_size: expected an integer >= 1, got {beam_size!r}")
-        self.model_options = dict(
-            hidden_size=hidden_size,
-            embedding_size=embedding_size,
-            num_layers=num_layers,
-            cell=cell,
-            dropout=dropout,
-            condition_every_step=condition_every_step,
-        )
-        self.train_config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            seed=seed,
-        )
+        self.hidden_size = hidden_size
+        self.embedding_size = embedding_size
+        self.num_layers = num_layers
+        self.cell = cell
+        self.dropout = dropout
+        self.condition_every_step = condition_every_step
         self.beam_size = beam_size
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
         self.val_fraction = val_fraction
+        self.seed = seed
         self.scale = scale
         self.threads = threads
         self.progress = progress
+        self.device = device
+        self.callback = callback
+        self._check_params()
         self.config: GeneratorConfig | None = None
         self.net: GeneratorNet | None = None
         self.scaler: StandardScaler | None = None
@@ -86,6 +84,41 @@ class SequenceGenerator:
         self.columns: dict | None = None  # the CLI's column names (saved with the model)
         self.metrics: dict = {}
         self.train_result: TrainResult | None = None
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(
+                f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}"
+            )
+        if not isinstance(self.beam_size, int) or self.beam_size < 1:
+            raise ConfigError(f"beam_size: expected an integer >= 1, got {self.beam_size!r}")
+        self.train_config  # noqa: B018 - checks the training options
+
+    @property
+    def model_options(self) -> dict:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "hidden_size",
+                "embedding_size",
+                "num_layers",
+                "cell",
+                "dropout",
+                "condition_every_step",
+            )
+        }
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            seed=self.seed,
+        )
 
     def _static(self, V, name: str = "V") -> np.ndarray:
         try:
@@ -131,7 +164,22 @@ class SequenceGenerator:
         ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit (a resumed run
         needs the same data and options, and ends with the same weights).
         """
-        runtime.configure(self.threads)
+        with self._fitting() as device:
+            return self._fit(
+                V,
+                Y,
+                V_val,
+                Y_val,
+                device,
+                log_path=log_path,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+            )
+
+    def _fit(
+        self, V, Y, V_val, Y_val, device, *, log_path, checkpoint_dir, checkpoint_every, resume
+    ):
         self.config = None
         V = self._static(V)
         Y = list(Y)
@@ -142,7 +190,7 @@ class SequenceGenerator:
         if V_val is not None:
             Vtr, Ytr, Vva, Yva = V, Y, self._static(V_val, "V_val"), list(Y_val)
         elif self.val_fraction > 0:
-            tr, va = split_indices(list(V), self.val_fraction, self.train_config.seed)
+            tr, va = split_indices(list(V), self.val_fraction, self.seed)
             Vtr, Ytr, Vva, Yva = V[tr], [Y[i] for i in tr], V[va], [Y[i] for i in va]
         else:
             Vtr, Ytr, Vva, Yva = V, Y, V[:0], []
@@ -151,7 +199,8 @@ class SequenceGenerator:
         Yva = self.target.encode(self.target.check(Yva, "Y_val"), eos=True) if len(Yva) else []
         self.scaler = StandardScaler().fit([Vtr], name="V") if self.scale else None
         Vtr, Vva = self._scaled(Vtr), self._scaled(Vva) if len(Vva) else Vva
-        torch.manual_seed(self.train_config.seed)
+        torch.manual_seed(self.seed)
+        self.n_features_in_ = int(V.shape[1])
         tokens = self.target.kind == "tokens"
         self.config = GeneratorConfig(
             input_size=int(V.shape[1]),
@@ -175,7 +224,7 @@ class SequenceGenerator:
             return sequence_loss(out.outputs, out.stop, batch.y, batch.extra["target_lengths"])
 
         def validate(net):
-            b = self._batch(Vva, Yva)
+            b = self._batch(Vva, Yva).to(device)
             out = net(b.x, b.y)
             return {
                 "val_loss": float(
@@ -197,15 +246,13 @@ class SequenceGenerator:
             checkpoint_every=checkpoint_every,
             resume=resume,
             data_digest=data_digest(Vtr, Ytr, Vva, Yva),
+            device=device,
+            callback=self.callback,
         )
         self.metrics = self.train_result.summary(tc.monitor, n_train=len(Ytr), n_val=len(Yva))
         return self
 
     # -- inference ----------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if self.net is None or self.config is None:
-            raise ConfigError("this SequenceGenerator is not fitted yet: call fit() or load()")
-
     def predict(
         self,
         V,
@@ -220,15 +267,20 @@ class SequenceGenerator:
         when every training target had the same length; else until the stop head ends the row.
         """
         self._check_fitted()
+        with self._inferring():
+            return self._predict(V, length=length, beam_size=beam_size, max_len=max_len)
+
+    def _predict(self, V, *, length, beam_size, max_len) -> list:
         V = self._scaled(self._static(V))
         beam = self.beam_size if beam_size is None else int(beam_size)
         limit = max_len or int(1.5 * self.target.max_length) + 5
         self.net.eval()
-        x = torch.as_tensor(V)
+        x = torch.as_tensor(V).to(self._device())
         if self.target.kind == "tokens":
             if length is not None:
                 raise ConfigError("length: applies to value targets; token targets end at EOS")
             tokens, lengths, _ = self.net.generate_tokens(x, max_len=limit, beam_size=beam)
+            tokens = tokens.cpu()
             return [self.target.decode(tokens[i], int(lengths[i])) for i in range(len(V))]
         if beam != 1:
             raise ConfigError("beam_size: beam search applies to token targets only, use 1")
@@ -249,6 +301,7 @@ class SequenceGenerator:
         if steps < 1:
             raise ConfigError(f"length: expected a positive integer, got {steps}")
         values, lengths = self.net.generate_values(x, steps=steps, stop_at_end=stop)
+        values = values.cpu()
         if per_row is not None:
             lengths = torch.as_tensor(per_row)
         return [self.target.decode(values[i], int(lengths[i])) for i in range(len(V))]
@@ -290,27 +343,17 @@ class SequenceGenerator:
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int | None = None) -> SequenceGenerator:
-        runtime.configure(threads)
         files = load_model_dir(path, kind=KIND)
         config = config_from_dict(GeneratorConfig, files.config, files.path / "config.json")
         pre = files.preprocessing
         where = files.path / "preprocessing.json"
         self = cls(
-            **{
-                k: getattr(config, k)
-                for k in (
-                    "hidden_size",
-                    "embedding_size",
-                    "num_layers",
-                    "cell",
-                    "dropout",
-                    "condition_every_step",
-                )
-            },
+            **params_from(cls, config),
             beam_size=json_field(pre, "beam_size", int, where, 1),
             threads=threads,
         )
         self.config = config
+        self.n_features_in_ = config.input_size
         self.target = Side.from_dict(pre.get("target"), f"{where}: target")
         if self.target.size != config.output_size:
             raise ArtifactError(

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__, runtime
+from .. import __version__
 from ..artifacts import build_net, config_from_dict, json_field, load_model_dir, save_model_dir
 from ..batching import Batch, BucketBatchSampler, lengths_to_mask, pad_sequences
 from ..data.pairs import PairSet
@@ -38,6 +38,7 @@ from ..shapes import check_feature_counts
 from ..train import text_metrics
 from ..train.checkpoint import data_digest
 from ..train.loop import TrainConfig, TrainResult, fit
+from .base import Estimator, params_from
 
 KIND = "seq2seq"
 
@@ -271,7 +272,7 @@ def _pairs(sources, targets) -> tuple[list, list]:
     return sources, targets
 
 
-class Seq2Seq:
+class Seq2Seq(Estimator):
     """Encoder-decoder LSTM with attention; see the module docstring.
 
     The defaults are the README's best CMUdict grapheme->phoneme recipe (docs/seq2seq.md: Luong
@@ -308,48 +309,37 @@ class Seq2Seq:
         scale: bool = True,
         threads: int | None = None,
         progress: bool = True,
+        device: str = "cpu",
+        callback=None,
     ) -> None:
-        self.model_options = dict(
-            attention=attention,
-            hidden_size=hidden_size,
-            embedding_size=embedding_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            decoder_hidden_size=decoder_hidden_size,
-            cell=cell,
-            dropout=dropout,
-        )
-        self.train_config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            lr_patience=max(1, patience // 2) if patience else 3,
-            lr_schedule=lr_schedule,
-            seed=seed,
-        )
-        if not 0.0 <= val_fraction < 1.0:
-            raise ConfigError(f"val_fraction: expected a value in [0, 1), got {val_fraction!r}")
-        if not 0.0 <= teacher_forcing <= 1.0:
-            raise ConfigError(
-                f"teacher_forcing: expected a ratio in [0, 1], got {teacher_forcing!r}"
-            )
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(
-                f"label_smoothing: expected a value in [0, 1), got {label_smoothing!r}"
-            )
-        _check_decoding(beam_size, max_len)
-        self.teacher_forcing = float(teacher_forcing)
-        self.label_smoothing = float(label_smoothing)
-        self.beam_size = int(beam_size)
-        self.length_penalty = float(length_penalty)
+        self.attention = attention
+        self.hidden_size = hidden_size
+        self.embedding_size = embedding_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.decoder_hidden_size = decoder_hidden_size
+        self.cell = cell
+        self.dropout = dropout
+        self.teacher_forcing = teacher_forcing
+        self.label_smoothing = label_smoothing
+        self.beam_size = beam_size
+        self.length_penalty = length_penalty
         self.max_len = max_len
         self.min_freq = min_freq
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.lr_schedule = lr_schedule
         self.val_fraction = val_fraction
+        self.seed = seed
         self.scale = scale
         self.threads = threads
         self.progress = progress
+        self.device = device
+        self.callback = callback
+        self._check_params()
         self.config: Seq2SeqConfig | None = None
         self.net: Seq2SeqNet | None = None
         self.source: Side | None = None
@@ -357,6 +347,52 @@ class Seq2Seq:
         self.text_options: dict = {}  # how the CLI tokenised the data (saved with the model)
         self.metrics: dict = {}
         self.train_result: TrainResult | None = None
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(
+                f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}"
+            )
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise ConfigError(
+                f"teacher_forcing: expected a ratio in [0, 1], got {self.teacher_forcing!r}"
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(
+                f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing!r}"
+            )
+        _check_decoding(self.beam_size, self.max_len)
+        self.train_config  # noqa: B018 - checks the training options
+
+    @property
+    def model_options(self) -> dict:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "attention",
+                "hidden_size",
+                "embedding_size",
+                "num_layers",
+                "bidirectional",
+                "decoder_hidden_size",
+                "cell",
+                "dropout",
+            )
+        }
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            lr_patience=max(1, self.patience // 2) if self.patience else 3,
+            lr_schedule=self.lr_schedule,
+            seed=self.seed,
+        )
 
     # -- training -----------------------------------------------------------------------------
     def fit(
@@ -377,13 +413,38 @@ class Seq2Seq:
         early stopping. ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit
         (a resumed run needs the same data and options, and ends with the same weights).
         """
-        runtime.configure(self.threads)
+        with self._fitting() as device:
+            return self._fit(
+                sources,
+                targets,
+                val_sources,
+                val_targets,
+                device,
+                log_path=log_path,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+            )
+
+    def _fit(
+        self,
+        sources,
+        targets,
+        val_sources,
+        val_targets,
+        device,
+        *,
+        log_path,
+        checkpoint_dir,
+        checkpoint_every,
+        resume,
+    ) -> Seq2Seq:
         src, tgt = _pairs(sources, targets)
         if val_sources is not None:
             vsrc, vtgt = _pairs(val_sources, val_targets)
             tr_src, tr_tgt = src, tgt
         elif self.val_fraction > 0:
-            tr_idx, va_idx = split_indices(src, self.val_fraction, self.train_config.seed)
+            tr_idx, va_idx = split_indices(src, self.val_fraction, self.seed)
             tr_src, tr_tgt = [src[i] for i in tr_idx], [tgt[i] for i in tr_idx]
             vsrc, vtgt = [src[i] for i in va_idx], [tgt[i] for i in va_idx]
         else:
@@ -399,7 +460,7 @@ class Seq2Seq:
         if len(vsrc):
             vsrc = self.source.encode(self.source.check(vsrc, "val_sources"), eos=False)
             vtgt = self.target.encode(self.target.check(vtgt, "val_targets"), eos=True)
-        torch.manual_seed(self.train_config.seed)
+        torch.manual_seed(self.seed)
         tokens_in, tokens_out = self.source.kind == "tokens", self.target.kind == "tokens"
         self.config = Seq2SeqConfig(
             source_vocab_size=self.source.size if tokens_in else 0,
@@ -413,7 +474,7 @@ class Seq2Seq:
         if not len(vsrc):
             tc = replace(tc, monitor="train_loss", patience=0)
         sampler = BucketBatchSampler([len(a) for a in tr_src], tc.batch_size, seed=tc.seed)
-        sampling = torch.Generator().manual_seed(tc.seed)
+        sampling = torch.Generator(device=device).manual_seed(tc.seed)
 
         def batches(epoch: int):
             sampler.set_epoch(epoch)
@@ -454,6 +515,8 @@ class Seq2Seq:
             resume=resume,
             data_digest=data_digest(tr_src, tr_tgt, vsrc, vtgt),
             generators={"teacher_forcing": sampling},
+            device=device,
+            callback=self.callback,
         )
         self.metrics = self.train_result.summary(
             tc.monitor,
@@ -476,7 +539,7 @@ class Seq2Seq:
         sampler = BucketBatchSampler([len(a) for a in src], 256, shuffle=False)
         with torch.no_grad():
             for idx in sampler:
-                b = self._batch([src[i] for i in idx], [tgt[i] for i in idx])
+                b = self._batch([src[i] for i in idx], [tgt[i] for i in idx]).to(self._device())
                 out = self.net(b.x, b.lengths, b.y)
                 n = int(b.extra["target_lengths"].sum())
                 loss = sequence_loss(out.outputs, out.stop, b.y, b.extra["target_lengths"])
@@ -485,10 +548,6 @@ class Seq2Seq:
         return total / max(weight, 1)
 
     # -- inference ----------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if self.net is None or self.config is None:
-            raise ConfigError("this Seq2Seq is not fitted yet: call fit() or load()")
-
     def _run(
         self,
         sources: Sequence,
@@ -516,8 +575,9 @@ class Seq2Seq:
             raise ConfigError("beam_size: beam search applies to token targets only, use 1")
         sampler = BucketBatchSampler([len(a) for a in src], batch_size, shuffle=False)
         self.net.eval()
+        device = self._device()
         for idx in sampler:
-            b = self._batch([src[i] for i in idx])
+            b = self._batch([src[i] for i in idx]).to(device)
             if self.target.kind == "tokens":
                 limit = max_len or self.max_len or int(1.5 * self.target.max_length) + 5
                 out, lengths, _, attn = self.net.generate_tokens(
@@ -541,6 +601,8 @@ class Seq2Seq:
                 )
                 if per_row is not None:
                     lengths = torch.as_tensor([per_row[i] for i in idx])
+            out = out.cpu()
+            attn = attn.cpu() if attn is not None else None
             for j, i in enumerate(idx):
                 length = int(lengths[j])
                 preds[i] = self.target.decode(out[j], length)
@@ -565,7 +627,8 @@ class Seq2Seq:
         ``steps`` steps when given; else the training length when every training target had the
         same length; else until the stop head says so (at most ``max_len``).
         """
-        return self._run(sources, beam_size=beam_size, max_len=max_len, steps=steps)[0]
+        with self._inferring():
+            return self._run(sources, beam_size=beam_size, max_len=max_len, steps=steps)[0]
 
     def predict_with_attention(
         self, sources: Sequence, *, beam_size: int | None = None, max_len: int | None = None
@@ -605,6 +668,12 @@ class Seq2Seq:
         result["decode_seconds"] = round(time.perf_counter() - t0, 3)
         return result
 
+    def score(self, sources, targets=None) -> float:
+        """scikit-learn's ``score`` (higher is better): exact-match rate for token targets,
+        minus the mean squared error for value targets."""
+        result = self.evaluate(sources, targets)
+        return result["exact_match"] if "exact_match" in result else -result["mse"]
+
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:
         self._check_fitted()
@@ -635,26 +704,13 @@ class Seq2Seq:
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int | None = None) -> Seq2Seq:
-        runtime.configure(threads)
         files = load_model_dir(path, kind=KIND)
         config = config_from_dict(Seq2SeqConfig, files.config, files.path / "config.json")
         pre = files.preprocessing
         where = str(files.path / "preprocessing.json")
         decoding = json_field(pre, "decoding", dict | None, where) or {}
         self = cls(
-            **{
-                k: getattr(config, k)
-                for k in (
-                    "attention",
-                    "hidden_size",
-                    "embedding_size",
-                    "num_layers",
-                    "bidirectional",
-                    "decoder_hidden_size",
-                    "cell",
-                    "dropout",
-                )
-            },
+            **params_from(cls, config),
             beam_size=json_field(decoding, "beam_size", int, where, 1),
             length_penalty=json_field(decoding, "length_penalty", float, where, 1.0),
             max_len=json_field(decoding, "max_len", int | None, where),

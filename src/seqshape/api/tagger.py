@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__, runtime
+from .. import __version__
 from ..artifacts import build_net, config_from_dict, load_model_dir, save_model_dir
 from ..batching import BucketBatchSampler, collate, pad_sequences
+from ..data.frames import check_layout, is_frame, sequences_from_frame, to_ntf
 from ..data.scaling import StandardScaler
 from ..data.sequences import sorted_labels
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
@@ -32,6 +33,14 @@ from ..models.tagger import TASKS, TaggerConfig, TaggerNet, tagger_loss
 from ..train.checkpoint import data_digest
 from ..train.loop import TrainConfig, TrainResult, fit
 from ..train.metrics import classification_report
+from .base import (
+    Estimator,
+    encode_labels,
+    labels_array,
+    normalize_labels,
+    params_from,
+    unique_labels,
+)
 from .seq2seq import _as_arrays, split_indices, value_metrics
 
 KIND = "tagger"
@@ -205,8 +214,12 @@ def read_step_csv(
 
 
 # -- the tagger ---------------------------------------------------------------------------------
-class SequenceTagger:
-    """A (bi)LSTM that labels every step; see the module docstring."""
+class SequenceTagger(Estimator):
+    """A (bi)LSTM that labels every step; see the module docstring.
+
+    Every argument is a parameter under its own name (api/base.py). Fitted: ``classes_`` (the
+    step labels in their own type, classification), ``n_features_in_``, ``net``, ``config``.
+    """
 
     def __init__(
         self,
@@ -227,43 +240,78 @@ class SequenceTagger:
         scale: bool = True,
         threads: int | None = None,
         progress: bool = True,
+        layout: str = "auto",
+        device: str = "cpu",
+        callback=None,
     ) -> None:
-        if task not in TASKS:
-            raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {task!r}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ConfigError(f"val_fraction: expected a value in [0, 1), got {val_fraction!r}")
         self.task = task
-        self.model_options = dict(
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            cell=cell,
-            dropout=dropout,
-        )
-        self.train_config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            seed=seed,
-        )
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.cell = cell
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
         self.val_fraction = val_fraction
+        self.seed = seed
         self.scale = scale
         self.threads = threads
         self.progress = progress
+        self.layout = layout
+        self.device = device
+        self.callback = callback
+        self._check_params()
+        self.n_features_in_: int | None = None
         self.config: TaggerConfig | None = None
         self.net: TaggerNet | None = None
         self.scaler: StandardScaler | None = None
         self.target_scaler: StandardScaler | None = None
-        self.classes_: list[str] = []
+        self.classes_: np.ndarray = np.zeros(0)
         self.columns: dict | None = None  # the CLI's column names (saved with the model)
         self.metrics: dict = {}
         self.train_result: TrainResult | None = None
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_layout(self.layout)
+        if self.task not in TASKS:
+            raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(
+                f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}"
+            )
+        self.train_config  # noqa: B018 - checks the training options
+
+    @property
+    def model_options(self) -> dict:
+        return {
+            k: getattr(self, k)
+            for k in ("hidden_size", "num_layers", "bidirectional", "cell", "dropout")
+        }
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            patience=self.patience,
+            seed=self.seed,
+        )
+
     # -- data checks --------------------------------------------------------------------------
     def _inputs(self, X, name: str = "X") -> list[np.ndarray]:
         features = self.config.input_size if self.config is not None else None
+        if is_frame(X):
+            X = sequences_from_frame(X, name=name, targets="steps")[0]
+        elif isinstance(X, np.ndarray) and X.ndim == 3 and X.dtype != object:
+            X = to_ntf(X, self.layout, name, features)
+        elif self.layout == "NCT":
+            X = [np.asarray(a).T for a in X]
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype != object:
             raise ShapeError(
                 f"{name}: expected a list of (T, F) arrays, got one array {X.shape} — a single "
@@ -281,9 +329,10 @@ class SequenceTagger:
         out = []
         for i, (x, y) in enumerate(zip(X, Y, strict=True)):
             if self.task == "classification":
-                y = np.asarray(y, dtype=object)
+                y = np.asarray(y) if isinstance(y, np.ndarray) else np.asarray(list(y), object)
                 if y.ndim != 1:
                     raise ShapeError(f"{name}[{i}]: expected (T,) labels, got shape {y.shape}")
+                y = normalize_labels(y)
             else:
                 y = np.asarray(y, dtype=np.float32)
                 y = y[:, None] if y.ndim == 1 else y
@@ -303,23 +352,13 @@ class SequenceTagger:
         return out
 
     def _encode_labels(self, Y: list[np.ndarray], name: str) -> list[np.ndarray]:
-        index = {c: k for k, c in enumerate(self.classes_)}
-        out = []
-        for i, y in enumerate(Y):
-            unknown = sorted({str(v) for v in y} - set(index))
-            if unknown:
-                raise DataError(
-                    f"{name}[{i}]: labels {unknown} were not seen in training "
-                    f"(classes {self.classes_})"
-                )
-            out.append(np.array([index[str(v)] for v in y], dtype=np.int64))
-        return out
+        return [encode_labels(y, self.classes_, name=f"{name}[{i}]") for i, y in enumerate(Y)]
 
     # -- training -----------------------------------------------------------------------------
     def fit(
         self,
         X,
-        Y,
+        Y=None,
         *,
         X_val=None,
         Y_val=None,
@@ -328,29 +367,56 @@ class SequenceTagger:
         checkpoint_every: int | None = None,
         resume: bool = False,
     ):
-        """Train on sequences ``X`` and their per-step targets ``Y``.
+        """Train on sequences ``X`` and their per-step targets ``Y`` (or a long DataFrame:
+        ``sequence_id, step``, the features and a per-step ``label`` column).
 
         ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit (a resumed run
         needs the same data and options, and ends with the same weights).
         """
-        runtime.configure(self.threads)
+        with self._fitting() as device:
+            return self._fit(
+                X,
+                Y,
+                X_val,
+                Y_val,
+                device,
+                log_path=log_path,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+            )
+
+    def _fit(
+        self, X, Y, X_val, Y_val, device, *, log_path, checkpoint_dir, checkpoint_every, resume
+    ):
         self.config = None
+        if is_frame(X) and Y is None:
+            X, Y, _ = sequences_from_frame(X, name="X", targets="steps")
+            if Y is None:
+                raise DataError("X: a long DataFrame without Y needs a per-step 'label' column")
+        if is_frame(X_val) and Y_val is None:
+            X_val, Y_val, _ = sequences_from_frame(X_val, name="X_val", targets="steps")
+        if Y is None:
+            raise DataError("Y: expected per-step targets (one array per sequence), got None")
         X = self._inputs(X)
         Y = self._targets(X, Y)
+        self.n_features_in_ = X[0].shape[1] if X else None
         if X_val is not None:
             Xtr, Ytr = X, Y
             Xva = self._inputs(X_val, "X_val")
             Yva = self._targets(Xva, Y_val, "Y_val")
         elif self.val_fraction > 0:
-            tr, va = split_indices(X, self.val_fraction, self.train_config.seed)
+            tr, va = split_indices(X, self.val_fraction, self.seed)
             Xtr, Ytr = [X[i] for i in tr], [Y[i] for i in tr]
             Xva, Yva = [X[i] for i in va], [Y[i] for i in va]
         else:
             Xtr, Ytr, Xva, Yva = X, Y, [], []
         if self.task == "classification":
-            self.classes_ = sorted_labels(sorted({str(v) for y in Ytr for v in y}))
+            self.classes_ = unique_labels(np.concatenate(Ytr))
+            if self.classes_.dtype.kind == "U":
+                self.classes_ = np.asarray(sorted_labels(self.classes_.tolist()))
             if len(self.classes_) < 2:
-                raise DataError(f"Y: expected at least 2 classes, got {self.classes_}")
+                raise DataError(f"Y: expected at least 2 classes, got {self.classes_.tolist()}")
             Ytr = self._encode_labels(Ytr, "Y")
             Yva = self._encode_labels(Yva, "Y_val") if Xva else []
             n_out = len(self.classes_)
@@ -364,7 +430,7 @@ class SequenceTagger:
             self.scaler = StandardScaler().fit(Xtr)
             Xtr = self.scaler.transform(Xtr)
             Xva = self.scaler.transform(Xva) if Xva else []
-        torch.manual_seed(self.train_config.seed)
+        torch.manual_seed(self.seed)
         self.config = TaggerConfig(
             input_size=Xtr[0].shape[1], num_outputs=n_out, task=self.task, **self.model_options
         )
@@ -417,6 +483,8 @@ class SequenceTagger:
             checkpoint_every=checkpoint_every,
             resume=resume,
             data_digest=data_digest(Xtr, Ytr, Xva, Yva),
+            device=device,
+            callback=self.callback,
         )
         self.metrics = self.train_result.summary(
             tc.monitor,
@@ -434,10 +502,6 @@ class SequenceTagger:
         return pad_sequences(Y)
 
     # -- inference ----------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if self.net is None or self.config is None:
-            raise ConfigError("this SequenceTagger is not fitted yet: call fit() or load()")
-
     def _outputs(self, X: list[np.ndarray], *, scaled: bool = False, batch_size: int = 256):
         """Per sequence, its (T_i, N | O) network outputs (valid steps only), in input order."""
         self._check_fitted()
@@ -446,11 +510,12 @@ class SequenceTagger:
         out: list = [None] * len(X)
         sampler = BucketBatchSampler([len(a) for a in X], batch_size, shuffle=False)
         was_training = self.net.training
+        device = self._device()
         self.net.eval()
         with torch.no_grad():
             for idx in sampler:
-                b = collate([X[i] for i in idx])
-                y = self.net(b.x, b.lengths)
+                b = collate([X[i] for i in idx]).to(device)
+                y = self.net(b.x, b.lengths).cpu()
                 for j, i in enumerate(idx):
                     # (T, N) -> (T_i, N): only this sequence's valid steps
                     out[i] = y[j, : len(X[i])]
@@ -462,17 +527,16 @@ class SequenceTagger:
         self._check_fitted()
         if self.task != "classification":
             raise ConfigError("predict_proba: this tagger does regression; use predict")
-        return [torch.softmax(o, -1).numpy() for o in self._outputs(self._inputs(X))]
+        with self._inferring():
+            return [torch.softmax(o, -1).numpy() for o in self._outputs(self._inputs(X))]
 
     def predict(self, X) -> list[np.ndarray]:
         """Per sequence, (T_i,) labels (classification) or (T_i, O) values in the targets' units."""
         self._check_fitted()
-        out = self._outputs(self._inputs(X))
+        with self._inferring():
+            out = self._outputs(self._inputs(X))
         if self.task == "classification":
-            return [
-                np.array([self.classes_[k] for k in o.argmax(-1).tolist()], dtype=object)
-                for o in out
-            ]
+            return [self.classes_[o.argmax(-1).numpy()] for o in out]
         values = [o.numpy().astype(np.float32) for o in out]
         return self.target_scaler.inverse_transform(values) if self.target_scaler else values
 
@@ -489,13 +553,25 @@ class SequenceTagger:
             )
             report["n_steps"] = report.pop("n")
             report["n"] = len(X)
-            report["classes"] = list(self.classes_)
+            report["classes"] = [str(c) for c in self.classes_.tolist()]
             return report
         if Y[0].shape[1] != self.config.num_outputs:
             raise ShapeError(
                 f"Y: expected {self.config.num_outputs} values per step, got {Y[0].shape[1]}"
             )
         return value_metrics(Y, self.predict(X))
+
+    def score(self, X, Y) -> float:
+        """scikit-learn's ``score``: accuracy over every valid step (classification), or R^2
+        over every valid step and output (regression)."""
+        if self.task == "classification":
+            return self.evaluate(X, Y)["accuracy"]
+        self._check_fitted()
+        X = self._inputs(X)
+        truth = np.concatenate(self._targets(X, Y))
+        pred = np.concatenate(self.predict(X))
+        total = float(((truth - truth.mean(0)) ** 2).sum())
+        return 1.0 - float(((truth - pred) ** 2).sum()) / total if total > 0 else 0.0
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:
@@ -506,7 +582,7 @@ class SequenceTagger:
             config=self.config.to_dict(),
             state_dict=self.net.state_dict(),
             preprocessing={
-                "classes": self.classes_ if self.task == "classification" else None,
+                "classes": self.classes_.tolist() if self.task == "classification" else None,
                 "scaler": self.scaler.to_dict() if self.scaler is not None else None,
                 "target_scaler": (
                     self.target_scaler.to_dict() if self.target_scaler is not None else None
@@ -523,17 +599,10 @@ class SequenceTagger:
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int | None = None) -> SequenceTagger:
-        runtime.configure(threads)
         files = load_model_dir(path, kind=KIND)
         config = config_from_dict(TaggerConfig, files.config, files.path / "config.json")
-        self = cls(
-            task=config.task,
-            **{
-                k: getattr(config, k)
-                for k in ("hidden_size", "num_layers", "bidirectional", "cell", "dropout")
-            },
-            threads=threads,
-        )
+        self = cls(**params_from(cls, config), threads=threads)
+        self.n_features_in_ = config.input_size
         self.config = config
         self.net = build_net(TaggerNet, config, files)
         self.net.eval()
@@ -545,7 +614,7 @@ class SequenceTagger:
                 raise ArtifactError(
                     f"{where}: classes: expected {config.num_outputs} names, got {classes!r}"
                 )
-            self.classes_ = [str(c) for c in classes]
+            self.classes_ = labels_array(classes)
         try:
             self.scaler = StandardScaler.from_dict(pre["scaler"]) if pre.get("scaler") else None
             ts = pre.get("target_scaler")

@@ -50,9 +50,14 @@ ConfigFile = Annotated[
 
 
 def _threads(value: int | None) -> int | None:
+    """--threads, checked; the command owns its process, so the count is set for all of it
+    (an estimator's fit and predict restore whatever they find, see api/base.py)."""
+    from .. import runtime
     from ..limits import check_threads
 
-    return check_threads(value)
+    value = check_threads(value)
+    runtime.configure(value)
+    return value
 
 
 Threads = Annotated[

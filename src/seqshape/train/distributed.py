@@ -1,12 +1,16 @@
-"""Data-parallel training over several processes, started by torchrun.
+"""Data-parallel training over several processes, started by torchrun or by the caller.
 
 ``torchrun --nproc_per_node=N -m seqshape train classify ...`` starts N copies of one command and
 tells each its place through environment variables (RANK, WORLD_SIZE, LOCAL_RANK,
-LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT). `train.loop.fit` uses this module so that the copies
-train one model together:
+LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT). Launchers such as Ray Train's TorchTrainer start the
+workers and their process group themselves before they call the user's function. `train.loop.fit`
+uses this module so that the copies train one model together:
 
 - the process group starts on the first `fit` (`init`): gloo when the model is on the CPU,
-  NCCL (with gloo beside it for small CPU messages) when it is on a GPU;
+  NCCL (with gloo beside it for small CPU messages) when it is on a GPU. A group the caller
+  started before (``torch.distributed.is_initialized()``) is used as it is: its rank and world
+  size, its backend (which must carry CPU tensors), its timeout; seqshape neither starts nor
+  ends it (`shutdown` leaves it alone);
 - the model is wrapped in DistributedDataParallel (`wrap`): every optimizer step averages the
   gradients of all ranks, so the weights stay identical everywhere;
 - each epoch's batches are dealt out (`shard`): rank r takes batches r, r+W, r+2W, ... of the
@@ -17,8 +21,8 @@ train one model together:
   everywhere: no rank can run an epoch more than another;
 - only rank 0 writes checkpoints, logs, the progress bar and the model directory (`is_main`).
 
-Without torchrun (WORLD_SIZE unset or 1) every helper is a no-op and `fit` behaves exactly as it
-does in one process.
+Without torchrun or a caller's group (WORLD_SIZE unset or 1) every helper is a no-op and `fit`
+behaves exactly as it does in one process.
 """
 
 from __future__ import annotations
@@ -108,6 +112,21 @@ def _group_up() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+_owned = False  # True while the group up is the one `init` started (and `shutdown` may end)
+
+
+def _check_callers_group() -> None:
+    """A group the caller started must carry CPU tensors: `agree` and the object messages
+    (validation rows, per-rank counts) travel as CPU tensors whatever device the model is on."""
+    backends = str(torch.distributed.get_backend_config())
+    if "cpu:" not in backends:
+        raise ConfigError(
+            f"torch.distributed: the process group started before fit{where()} has no CPU "
+            f"backend ({backends}); seqshape sends small CPU messages between ranks: start it "
+            "with backend='gloo' (CPU) or 'cpu:gloo,cuda:nccl' (GPU)"
+        )
+
+
 def active() -> bool:
     """True when this process trains together with others (a process group of 2+ ranks)."""
     return _group_up() and torch.distributed.get_world_size() > 1
@@ -155,9 +174,17 @@ def init(model: nn.Module | None = None) -> bool:
     Idempotent. The backend follows the model's device: gloo on the CPU; on a GPU NCCL for CUDA
     tensors and gloo for the small CPU messages (metrics, decisions). A failure to connect is a
     ConfigError naming the rank, the world size and the rendezvous address.
+
+    A group the caller started (Ray Train, Spark's TorchDistributor, a script's own
+    ``init_process_group``) is used as it is, whatever the environment variables say; a
+    ConfigError if it cannot carry CPU tensors (an NCCL-only group).
     """
+    global _owned
     if _group_up():  # started already (by an earlier fit, or by the caller)
+        if not _owned and active():
+            _check_callers_group()
         return active()
+    _owned = False  # a group of ours that someone else ended is no longer ours
     here = env()
     if not here.distributed:
         return False
@@ -185,14 +212,18 @@ def init(model: nn.Module | None = None) -> bool:
             f"join the process group at MASTER_ADDR={here.master_addr or 'unset'} "
             f"MASTER_PORT={here.master_port or 'unset'}: {first}"
         ) from None
+    _owned = True
     atexit.register(shutdown)
     return True
 
 
 def shutdown() -> None:
-    """Leave the process group, if one was started (safe to call any number of times)."""
-    if _group_up():
+    """Leave the process group if `init` started it (safe to call any number of times); a group
+    the caller started stays up: its launcher ends it."""
+    global _owned
+    if _owned and _group_up():
         torch.distributed.destroy_process_group()
+    _owned = False
 
 
 def wrap(model: nn.Module) -> nn.Module:

@@ -243,6 +243,8 @@ def fit(
     resume: bool = False,
     data_digest: str | None = None,
     generators: dict[str, torch.Generator] | None = None,
+    device: torch.device | None = None,
+    callback: Callable[[dict], object] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; on return it holds the best weights seen on validation.
 
@@ -254,9 +256,15 @@ def fit(
     trains and validates on). ``generators``: private RNGs the mode draws from while training
     (e.g. a seq2seq's teacher-forcing coin), checkpointed by name next to the global ones. A
     NaN/inf loss or gradient raises TrainingError naming the epoch and step, and leaves the last
-    good checkpoint.
+    good checkpoint. ``device``: train there (the model is moved, each batch follows).
+    ``callback``: called with a copy of each epoch's row (epoch, train_loss, the validation
+    metrics, lr, seconds) on the main process; returning "stop" ends training after that epoch
+    (the best epoch so far is kept, and ``stopped_early`` says so).
     """
     ckpt = _check_checkpoint_options(checkpoint_dir, checkpoint_every, resume)
+    on_device = device is not None and torch.device(device).type != "cpu"
+    if device is not None:
+        model.to(device)
     multi = distributed.init(model)  # False unless torchrun started 2+ processes
     main = distributed.is_main()
     # rank 0 draws what one process draws; the other ranks draw their own dropout masks
@@ -425,6 +433,8 @@ def fit(
                     pending_rng = None
                 for batch in batches:
                     step = pos.batches_done + 1
+                    if on_device:
+                        batch = batch.to(device)
                     loss = loss_fn(net, batch)
                     finite = bool(torch.isfinite(loss))
                     if not distributed.agree(finite):  # every rank stops at the same step
@@ -512,6 +522,10 @@ def fit(
                 else:
                     pos.since_best += 1
                     if config.patience and pos.since_best >= config.patience:
+                        result.stopped_early = True
+                if callback is not None:
+                    answer = callback(dict(row)) if main else None
+                    if distributed.from_main({"stop": answer == "stop"})["stop"]:
                         result.stopped_early = True
                 if ckpt is not None:
                     save()
