@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import seqshape.api.forecaster as F
-from seqshape.cli.forecast import frame_to_series, read_frame
+from seqshape.cli.forecast import read_frame
 from seqshape.data.series import ett_split
 
 opts = json.loads(sys.argv[1])
@@ -33,7 +33,7 @@ spec = {
     "missing": "error",
 }
 frame = read_frame(Path(__file__).resolve().parents[2] / "shared/data/forecasting/ETTh1.csv", spec)
-series = frame_to_series(frame)
+series = frame.to_series()
 tr, va, te = ett_split()
 train_end, val_end, test_end = [tr], [tr + va], [tr + va + te]
 base = dict(

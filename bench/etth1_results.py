@@ -58,7 +58,7 @@ def main() -> None:
 
     from seqshape.api.backtest import backtest
     from seqshape.api.forecaster import Forecaster
-    from seqshape.cli.forecast import frame_to_series, read_frame
+    from seqshape.cli.forecast import read_frame
     from seqshape.data.series import ett_split
 
     t0 = time.perf_counter()
@@ -71,7 +71,7 @@ def main() -> None:
         "missing": "error",
     }
     frame = read_frame(Path(args.data), spec)
-    series = frame_to_series(frame)
+    series = frame.to_series()
     tr, va, te = ett_split()
     train_end, val_end, test_end = [tr], [tr + va], [tr + va + te]
     fc = Forecaster(

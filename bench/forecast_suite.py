@@ -121,7 +121,7 @@ def air(opts, args) -> list[dict]:
 
 
 def etth1(opts, args) -> list[dict]:
-    from seqshape.cli.forecast import frame_to_series, read_frame, split_bounds
+    from seqshape.cli.forecast import read_frame, split_bounds
 
     spec = {
         "target": ["OT"],
@@ -132,7 +132,7 @@ def etth1(opts, args) -> list[dict]:
         "missing": "error",
     }
     frame = read_frame(SHARED / "ETTh1.csv", spec)
-    series = frame_to_series(frame)
+    series = frame.to_series()
     tr, va, te = split_bounds(frame, None, None, True)
     horizons = [int(k) for k in args.etth1_horizons.split(",")]
     return run_backtest_set("ETTh1 OT", series, tr, va, te, horizons, opts, args)

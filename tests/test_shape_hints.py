@@ -69,10 +69,16 @@ def test_no_hint_where_none_is_likely():
 # -- the public API --------------------------------------------------------------------------------
 def test_predict_proba_time_and_features_swapped(clf, jv):
     X = np.stack([a[:7].T for a in jv.X[:5]])  # (B, F=12, T=7): every sequence transposed
+    # a 3-D array: the channels-first layout of aeon/sktime is named, with the parameter to use
+    with pytest.raises(
+        ShapeError, match=re.escape("fitted on F=12: the (n, channels, time) layout")
+    ):
+        clf.predict_proba(X)
+    # a list of arrays: each sequence is checked on its own
     with pytest.raises(
         ShapeError, match=re.escape("X[0]: expected (T, F=12), got (12, 7) — is it (F, T)?")
     ):
-        clf.predict_proba(X)
+        clf.predict_proba(list(X))
     with pytest.raises(ShapeError, match=re.escape("X[2]: expected (T, F=12), got (12, ")):
         clf.predict_proba([jv.X[0], jv.X[1], jv.X[2].T])
 

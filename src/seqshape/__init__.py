@@ -19,7 +19,7 @@ from .errors import (  # noqa: E402
 _LAZY = {
     "SequenceClassifier": "seqshape.api.classifier",
     "Forecaster": "seqshape.api.forecaster",
-    "SeriesData": "seqshape.api.forecaster",
+    "SeriesData": "seqshape.data.series",
     "Seq2Seq": "seqshape.api.seq2seq",
     "SequenceTagger": "seqshape.api.tagger",
     "SequenceGenerator": "seqshape.api.generator",

@@ -67,7 +67,10 @@ def test_classify_error_in_fit_leaves_nothing(tmp_path, vowels):
     before = names(tmp_path)
     # the validation file's speaker 9 never occurs in training: a DataError raised inside fit
     p = run(*classify_args(train, tmp_path / "model"), "--val", val, code=2)
-    assert p.stderr == f"error: DataError: {val}: labels ['9'] do not occur in the training data\n"
+    assert p.stderr == (
+        f"error: DataError: {val}: labels ['9'] were not seen in training "
+        "(classes ['1', '2', '3', '4', '5', '6', '7', '8'])\n"
+    )
     assert names(tmp_path) == before  # no model.ckpt/, no .model.* temporary
 
 

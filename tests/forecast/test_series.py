@@ -1,4 +1,4 @@
-"""Series reader, calendar features, splits and scaling on the real ETTh1 / AirPassengers / NAB files,
+"""Series reader, calendar features, splits and the series scaling on the real ETTh1 / AirPassengers / NAB files,
 and on broken copies of them written to tmp_path."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqshape.data.scaling import Scaling
 from seqshape.data.series import (
+    SeriesData,
     SeriesFrame,
-    SeriesScaler,
     Splits,
     calendar_features,
     date_range,
@@ -384,58 +385,46 @@ def test_too_short_splits(air: SeriesFrame):
 # -- scaling ----------------------------------------------------------------------------------
 
 
-def test_scaler_fits_on_the_training_part_only(ett: SeriesFrame):
+def test_scaling_fits_on_the_training_part_only(ett: SeriesFrame):
     sp = split_by_counts(ett, ett_split())
-    sc = SeriesScaler().fit(ett, sp)
+    series = ett.to_series()
+    sc = Scaling.fit(series, list(sp.train_end), global_=False)
     train = ett.target[0][:8640].astype(np.float64)
-    assert sc.mean["target"][0, 0] == pytest.approx(train.mean())
-    assert sc.std["target"][0, 0] == pytest.approx(train.std())
-    assert sc.mean["target"][0, 0] != pytest.approx(ett.target[0].astype(np.float64).mean())
-    scaled = sc.transform(ett)
-    z = scaled.target[0][:8640].astype(np.float64)
-    assert abs(z.mean()) < 1e-4 and z.std() == pytest.approx(1.0, abs=1e-4)
-    assert abs(scaled.past_cov[0][:8640].mean(axis=0)).max() < 1e-3
-    # calendar features pass through unchanged
-    np.testing.assert_array_equal(scaled.future_cov[0], ett.future_cov[0])
-    back = sc.inverse_transform(scaled)
-    np.testing.assert_allclose(back.target[0], ett.target[0], rtol=1e-5, atol=1e-4)
-    # (B, K, O) forecasts with one series index per window
-    y = scaled.target[0][100:148].reshape(2, 24, 1)
-    np.testing.assert_allclose(
-        sc.inverse_target(y, series=[0, 0]), ett.target[0][100:148].reshape(2, 24, 1), rtol=1e-5
+    assert sc.z_mean[0, 0] == pytest.approx(train.mean(), rel=1e-4)  # float32 sums
+    assert sc.z_std[0, 0] == pytest.approx(train.std(), rel=1e-4)
+    assert sc.z_mean[0, 0] != pytest.approx(ett.target[0].astype(np.float64).mean(), rel=1e-3)
+    ((z, f),) = sc.apply(series)
+    assert abs(z[:8640, 0].mean()) < 1e-3 and z[:8640, 0].std() == pytest.approx(1.0, abs=1e-3)
+    # the rows after the training part change nothing
+    cut = SeriesData(
+        target=ett.target[0][:8640],
+        past_cov=ett.past_cov[0][:8640],
+        future_cov=ett.future_cov[0][:8640],
     )
-    np.testing.assert_allclose(
-        sc.transform_target(ett.target[0][:5], series="ETTh1"), scaled.target[0][:5], rtol=1e-6
-    )
+    again = Scaling.fit([cut], [8640], global_=False)
+    np.testing.assert_array_equal(again.z_mean, sc.z_mean)
 
 
-def test_scaler_round_trip_and_global_vs_per_series(tmp_path: Path):
+def test_scaling_round_trip_and_global_vs_per_series(tmp_path: Path):
     air_rows = AIR.read_text().splitlines()[1:]
     out = ["series_id,month,passengers"]
     for row in air_rows:
         month, n = row.split(",")
         out.append(f"a,{month},{n}")
         out.append(f"b,{month},{int(n) * 10}")
-    frame = read_series_csv(write(tmp_path, out, "two.csv"), target="passengers")
-    per = SeriesScaler().fit(frame, 100)
-    glob = SeriesScaler(per_series=False).fit(frame, [100, 100])
-    assert per.mean["target"].shape == (2, 1) and glob.mean["target"].shape == (1, 1)
-    assert per.mean["target"][1, 0] == pytest.approx(10 * per.mean["target"][0, 0])
-    pooled = np.concatenate([frame.target[0][:100], frame.target[1][:100]]).astype(np.float64)
-    assert glob.mean["target"][0, 0] == pytest.approx(pooled.mean())
+    series = read_series_csv(write(tmp_path, out, "two.csv"), target="passengers").to_series()
+    per = Scaling.fit(series, [100, 100], global_=False)
+    glob = Scaling.fit(series, [100, 100], global_=True)
+    assert per.z_mean.shape == (2, 1) and glob.z_mean.shape == (1, 1)
+    assert per.z_mean[1, 0] == pytest.approx(10 * per.z_mean[0, 0], rel=1e-5)
+    pooled = np.concatenate([series[0].target[:100], series[1].target[:100]]).astype(np.float64)
+    assert glob.z_mean[0, 0] == pytest.approx(pooled.mean(), rel=1e-5)
     # per-series scaling maps both series onto the same values, a global one does not
-    p = per.transform(frame)
-    np.testing.assert_allclose(p.target[0], p.target[1], rtol=1e-5, atol=1e-5)
-    g = glob.transform(frame)
-    assert not np.allclose(g.target[0], g.target[1])
+    p = per.apply(series)
+    np.testing.assert_allclose(p[0][0], p[1][0], rtol=1e-5, atol=1e-5)
+    g = glob.apply(series)
+    assert not np.allclose(g[0][0], g[1][0])
     for sc, expect in ((per, p), (glob, g)):
-        again = SeriesScaler.from_dict(json.loads(json.dumps(sc.to_dict())))
-        got = again.transform(frame)
-        for i in range(2):
-            np.testing.assert_array_equal(got.target[i], expect.target[i])
-    with pytest.raises(DataError, match="'zz' was not seen"):
-        per.transform_target(np.ones((3, 1)), series="zz")
-    with pytest.raises(ConfigError, match="expected 'series_standard'"):
-        SeriesScaler.from_dict({"kind": "standard"})
-    with pytest.raises(ConfigError, match="not fitted"):
-        SeriesScaler().transform(frame)
+        again = Scaling.from_dict(json.loads(json.dumps(sc.to_dict())))
+        for got, want in zip(again.apply(series), expect):
+            np.testing.assert_array_equal(got[0], want[0])

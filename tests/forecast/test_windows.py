@@ -1,7 +1,9 @@
-"""Window index arrays and their gathering, on ETTh1 with the usual split."""
+"""The one windowing (data/windows.py): index arrays and their gathering, on ETTh1 with the usual
+split; the forecaster, its backtest and the baselines' scoring all use it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,20 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from seqshape.data.scaling import Scaling
 from seqshape.data.series import (
+    SeriesData,
     SeriesFrame,
-    SeriesScaler,
     ett_split,
-    from_arrays,
     read_series_csv,
     split_by_counts,
 )
-from seqshape.data.windows import (
-    WindowDataset,
-    backtest_windows,
-    count_windows,
-    make_windows,
-)
+from seqshape.data.windows import count_windows, gather, make_windows
 from seqshape.errors import ConfigError, DataError, ShapeError
 
 ETT = Path("/work/shared/data/forecasting/ETTh1.csv")
@@ -57,12 +54,11 @@ def brute_force(bounds, n: int, k: int, stride: int) -> list[tuple[int, int]]:
 )
 def test_windows_match_brute_force(bounds, n, k, stride):
     expect = brute_force(bounds, n, k, stride)
-    got = make_windows(bounds, n, k, stride, skip_short=True) if expect else None
-    if not expect:
+    got = make_windows(bounds, n, k, stride, skip_short=True)
+    assert [tuple(r) for r in got.pairs().tolist()] == expect
+    if not expect:  # every part too short: without skip_short that is an error
         with pytest.raises(DataError):
-            make_windows(bounds, n, k, stride, skip_short=True)
-        return
-    assert [tuple(r) for r in got.tolist()] == expect
+            make_windows(bounds, n, k, stride)
     assert count_windows(bounds, n, k, stride).sum() == len(expect)
 
 
@@ -76,54 +72,55 @@ def test_window_counts_on_the_ett_split(ett: SeriesFrame):
     assert len(make_windows(ett.lengths, n, k)) == 17420 - n - k + 1
     assert len(make_windows(sp.train, n, k, stride=7)) == (8640 - n - k) // 7 + 1
     # the first test window reads its history from the validation part
-    first = make_windows(sp.test, n, k)[0]
+    first = make_windows(sp.test, n, k).pairs()[0]
     assert first.tolist() == [0, 11520 - n]
-    bt = backtest_windows(sp.test, n, k)
-    assert len(bt) == 2880 // k and (np.diff(bt[:, 1]) == k).all()
-    assert bt[-1, 1] + n + k == 14400
+    # a backtest that tiles the test part: stride = horizon
+    bt = make_windows(sp.test, n, k, stride=k)
+    assert len(bt) == 2880 // k and (np.diff(bt.start) == k).all()
+    assert bt.start[-1] + n + k == 14400
 
 
-def test_gathered_arrays_are_the_frame_slices(ett: SeriesFrame):
+def _arrays(frame: SeriesFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [
+        (np.concatenate([t, p], axis=1), f)
+        for t, p, f in zip(frame.target, frame.past_cov, frame.future_cov)
+    ]
+
+
+def test_gathered_arrays_are_the_series_slices(ett: SeriesFrame):
     sp = split_by_counts(ett, ett_split())
     n, k = 48, 12
-    ds = WindowDataset(ett, make_windows(sp.test, n, k), n, k)
-    batch = ds.gather([0, 5, 100])
-    assert len(batch) == 3
-    assert batch.history_target.shape == (3, n, 1)
-    assert batch.history_past.shape == (3, n, 2)
-    assert batch.history_future.shape == (3, n, 4)
-    assert batch.future_target.shape == (3, k, 1)
-    assert batch.future_cov.shape == (3, k, 4)
+    win = make_windows(sp.test, n, k)
+    hist, fut, cov = gather(_arrays(ett), win, [0, 5, 100])
+    # z = [target (1), past covariates (2)]; cov = the known covariates over history and future
+    assert tuple(hist.shape) == (3, n, 3) and tuple(fut.shape) == (3, k, 3)
+    assert tuple(cov.shape) == (3, n + k, 4) and str(hist.dtype) == "torch.float32"
     t0 = 11520 + 100
-    assert batch.origin[2] == t0
-    np.testing.assert_array_equal(batch.history_target[2], ett.target[0][t0 - n : t0])
-    np.testing.assert_array_equal(batch.future_target[2], ett.target[0][t0 : t0 + k])
-    np.testing.assert_array_equal(batch.history_past[2], ett.past_cov[0][t0 - n : t0])
-    np.testing.assert_array_equal(batch.history_future[2], ett.future_cov[0][t0 - n : t0])
-    np.testing.assert_array_equal(batch.future_cov[2], ett.future_cov[0][t0 : t0 + k])
-    tensors = batch.tensors()
-    assert tuple(tensors["future_cov"].shape) == (3, k, 4)
-    assert str(tensors["history_target"].dtype) == "torch.float32"
+    assert win.start[100] + n == t0
+    np.testing.assert_array_equal(hist[2, :, :1].numpy(), ett.target[0][t0 - n : t0])
+    np.testing.assert_array_equal(fut[2, :, :1].numpy(), ett.target[0][t0 : t0 + k])
+    np.testing.assert_array_equal(hist[2, :, 1:].numpy(), ett.past_cov[0][t0 - n : t0])
+    np.testing.assert_array_equal(cov[2].numpy(), ett.future_cov[0][t0 - n : t0 + k])
+    # another horizon than the windows'
+    assert tuple(gather(_arrays(ett), win, [0], k=5)[1].shape) == (1, 5, 3)
 
 
-def test_several_series_and_batches(ett: SeriesFrame):
+def test_several_series_scaled_on_their_training_parts(ett: SeriesFrame):
     # two series cut from ETTh1, of different lengths, scaled per series on their training parts
-    a, b = ett.target[0][:500], ett.target[0][1000:1300]
-    frame = from_arrays([a, b], series_ids=["a", "b"], calendar=True)
-    scaled = SeriesScaler().fit(frame, [400, 200]).transform(frame)
-    win = make_windows(frame.lengths, 24, 6, stride=5)
-    assert (
-        count_windows(frame.lengths, 24, 6, 5) == [(500 - 30) // 5 + 1, (300 - 30) // 5 + 1]
-    ).all()
-    ds = WindowDataset(scaled, win, 24, 6)
-    seen = []
-    for batch in ds.batches(32, shuffle=True, seed=3):
-        assert len(batch) <= 32
-        for i, s, h in zip(batch.series_idx, batch.origin, batch.history_target):
-            np.testing.assert_array_equal(h, scaled.target[i][s - 24 : s])
-            seen.append((int(i), int(s)))
-    assert sorted(seen) == sorted((int(i), int(s) + 24) for i, s in win)
-    assert sum(len(b) for b in ds.batches(32, drop_last=True)) == len(win) // 32 * 32
+    a = SeriesData(target=ett.target[0][:500], name="a")
+    b = SeriesData(target=ett.target[0][1000:1300], name="b")
+    sc = Scaling.fit([a, b], [400, 200], global_=False)
+    assert sc.z_mean[1, 0] == pytest.approx(ett.target[0][1000:1200].mean(), rel=1e-5)
+    scaled = sc.apply([a, b])
+    win = make_windows([500, 300], 24, 6, stride=5)
+    assert (count_windows([500, 300], 24, 6, 5) == [(500 - 30) // 5 + 1, (300 - 30) // 5 + 1]).all()
+    hist, _, _ = gather(scaled, win, np.arange(len(win)))
+    for j, (i, s) in enumerate(win.pairs()):
+        np.testing.assert_array_equal(hist[j].numpy(), scaled[i][0][s : s + 24])
+    glob = Scaling.fit([a, b], [400, 200], global_=True)
+    assert glob.z_mean.shape == (1, 1) and glob.row(1) == 0
+    again = Scaling.from_dict(json.loads(json.dumps(sc.to_dict())))
+    np.testing.assert_array_equal(again.apply([b], [1])[0][0], scaled[1][0])
 
 
 def test_too_short_errors(ett: SeriesFrame):
@@ -140,9 +137,8 @@ def test_too_short_errors(ett: SeriesFrame):
         "series 'short': too short for one window: needs lookback 24 + horizon 12 = 36 steps, has 30"
     )
     assert len(make_windows([500, 30], 24, 12, skip_short=True)) == 500 - 36 + 1
+    assert len(make_windows([30, 30], 24, 12, skip_short=True)) == 0
     with pytest.raises(ConfigError, match="lookback: expected a positive integer, got 0"):
         make_windows([10], 0, 1)
     with pytest.raises(ShapeError, match=r"expected \(S,\) lengths or \(S, 2\)"):
         make_windows(np.zeros((2, 3), dtype=int), 2, 2)
-    with pytest.raises(DataError, match=r"windows\[0\]: series 'ETTh1' has 17420 steps"):
-        WindowDataset(ett, np.array([[0, 17400]]), 24, 12)

@@ -138,13 +138,14 @@ def fitted_dir(jv_train, tmp_path_factory):
 def test_onnx_classifier_matches_the_torch_api(fitted_dir, jv_test):
     clf = SequenceClassifier.load(fitted_dir)
     onnx_clf = OnnxClassifier(fitted_dir / "model.onnx", batch_size=7)  # many small batches
-    assert onnx_clf.classes_ == clf.classes_
+    assert onnx_clf.classes_.tolist() == clf.classes_.tolist()
+    assert onnx_clf.classes_.dtype == clf.classes_.dtype
     np.testing.assert_allclose(
         onnx_clf.predict_proba(jv_test), clf.predict_proba(jv_test), rtol=0, atol=1e-5
     )
     assert (onnx_clf.predict(jv_test.X) == clf.predict(jv_test.X)).all()
     meta = read_metadata(fitted_dir / "model.onnx")
-    assert meta["kind"] == "classifier" and meta["classes"] == clf.classes_
+    assert meta["kind"] == "classifier" and meta["classes"] == clf.classes_.tolist()
     assert meta["scaler"] == clf.scaler.to_dict()
     part = meta["parts"]["classifier"]
     assert [(s["name"], s["shape"]) for s in part["inputs"]] == [

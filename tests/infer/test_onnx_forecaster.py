@@ -88,6 +88,11 @@ CASES = [
     # the linear highway over the last p values, p above and below some history lengths
     dict(highway=10, loss="gaussian", window_norm="mean", n_past=1, n_future=3),
     dict(highway=3, cell="gru", loss="quantile", window_norm="last"),
+    # count heads: the highway's term joins the rate before its positivity (a random highway of
+    # 10 values over a past covariate grows its rates without bound here: 4 stays in range)
+    dict(loss="poisson", highway=4, n_past=1, n_future=3),
+    dict(loss="negbin", cell="gru", highway=3, n_future=3),
+    dict(loss="negbin", num_layers=1),
 ]
 
 

@@ -20,8 +20,8 @@ from seqshape.api.tagger import SequenceTagger, read_step_csv
 from seqshape.data.pairs import read_cmudict, split_by_source
 from seqshape.data.vocab import BOS_ID, EOS_ID
 from seqshape.errors import ArtifactError, ConfigError, DataError, ShapeError
-from seqshape.infer.search import beam_search, greedy_decode
 from seqshape.models.generator import GeneratorConfig, GeneratorNet
+from seqshape.models.search import beam_search, greedy_decode
 from seqshape.models.seq2seq import Seq2SeqConfig, Seq2SeqNet, sequence_loss
 from seqshape.models.tagger import TaggerConfig, TaggerNet, tagger_loss
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from seqshape.errors import ConfigError, ShapeError
-from seqshape.infer.search import beam_search, greedy_decode, map_state
+from seqshape.models.search import beam_search, greedy_decode, map_state
 
 PAD, BOS, EOS = 0, 1, 2
 

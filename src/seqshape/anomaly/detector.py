@@ -35,12 +35,9 @@ larger of the two. The defaults were tuned on NAB itself (docs/anomaly.md).
 
 from __future__ import annotations
 
-import bisect
 import copy
-import math
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,370 +45,32 @@ import numpy as np
 import torch
 
 from .. import __version__, runtime
-from ..artifacts import build_net, config_from_dict, json_field, load_model_dir, save_model_dir
+from ..artifacts import build_net, json_field, load_model_dir, save_model_dir
 from ..batching import Batch
+from ..data.scaling import Scaling
+from ..data.series import SeriesData
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
-from ..models.forecaster import ForecasterConfig, ForecasterNet, forecast_loss
+from ..models.forecaster import ForecasterNet, forecast_loss
+from ..models.heads import head_of
 from ..train.loop import TrainConfig, fit
-from .scoring import TailProbabilityScorer, gaussian_nll_score
+from .detector_config import HEADS, SCORES, DetectorConfig, parse_threshold, time_of_day
+from .detector_stream import DetectorStream as _Stream
+from .detector_stream import RankScorer
 from .thresholds import dynamic_threshold
 
 KIND = "detector"
-SCORES = ("rank", "tail", "likelihood")
-HEADS = ("mse", "gaussian")
-_ERROR_DECIMALS = 9
 _STATE_KIND = "AnomalyDetectorStream"
 _STATE_VERSION = 1
 
-__all__ = ["DetectorConfig", "AnomalyDetector", "RankScorer", "parse_threshold", "time_of_day"]
-
-
-def parse_threshold(spec: str) -> tuple[str, float | None]:
-    """``"fixed:V"`` | ``"quantile:Q"`` | ``"dynamic"`` -> (method, value)."""
-    if not isinstance(spec, str):
-        raise ConfigError(f"threshold: expected fixed:V, quantile:Q or dynamic, got {spec!r}")
-    method, _, raw = spec.partition(":")
-    method = method.strip().lower()
-    if method == "dynamic" and not raw:
-        return "dynamic", None
-    if method in ("fixed", "quantile") and raw:
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if method == "fixed" and math.isfinite(value):
-            return method, value
-        if method == "quantile" and 0.0 <= value <= 1.0:
-            return method, value
-    raise ConfigError(
-        f"threshold: expected fixed:V (a number), quantile:Q (0 <= Q <= 1) or dynamic, got {spec!r}"
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class DetectorConfig:
-    """Everything that defines a detector; saved as JSON in its model directory."""
-
-    n_targets: int = 1  # O value columns
-    calendar: bool = True  # time-of-day sin/cos as known covariates (needs timestamps)
-    hidden_size: int = 32
-    num_layers: int = 1
-    chunk: int = 64  # training chunk length (the lookback); training needs chunk + 1 rows
-    head: str = "gaussian"  # "mse" (a point) or "gaussian" (mean and std; needed by "likelihood")
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    score: str = "rank"
-    smoothing: tuple[int, ...] = (1, 10)  # "rank"/"tail": means of the last s errors, max over s
-    history: int = 5000  # "rank": errors remembered
-    min_history: int = 20  # "rank": errors needed before the first non-zero score
-    record_power: float = 4.0  # "rank": weight of a new record's margin over the previous max
-    score_cap: float = 8.0  # "rank": -log10 p of this size maps to a score of 1
-    tail_window: int = 1000  # "tail": TailProbabilityScorer window
-    record_margin: float | None = 0.003  # value records (see the module docstring); None: off
-    hold: int = 0  # 0: off; k: a score counts only above the previous k-1 base scores
-    threshold: str = "fixed:0.5"
-
-    def __post_init__(self) -> None:
-        ints = {
-            "n_targets": 1,
-            "hidden_size": 1,
-            "num_layers": 1,
-            "chunk": 2,
-            "epochs": 1,
-            "batch_size": 1,
-            "history": 2,
-            "min_history": 1,
-            "tail_window": 2,
-            "hold": 0,
-        }
-        for name, low in ints.items():
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(f"{name}: expected an integer >= {low}, got {v!r}")
-        if self.head not in HEADS:
-            raise ConfigError(f"head: expected one of {', '.join(HEADS)}, got {self.head!r}")
-        if self.score not in SCORES:
-            raise ConfigError(f"score: expected one of {', '.join(SCORES)}, got {self.score!r}")
-        if self.score == "likelihood" and self.head != "gaussian":
-            raise ConfigError("score: 'likelihood' needs head='gaussian' (a predicted std)")
-        smoothing = tuple(self.smoothing) if isinstance(self.smoothing, list | tuple) else ()
-        if not smoothing or any(
-            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in smoothing
-        ):
-            raise ConfigError(
-                f"smoothing: expected a list of integers >= 1, got {self.smoothing!r}"
-            )
-        object.__setattr__(self, "smoothing", smoothing)
-        if self.min_history > self.history:
-            raise ConfigError(
-                f"min_history: expected <= history={self.history}, got {self.min_history}"
-            )
-        for name in ("lr", "record_power", "score_cap"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                raise ConfigError(f"{name}: expected a number > 0, got {v!r}")
-        if not (isinstance(self.weight_decay, int | float) and self.weight_decay >= 0):
-            raise ConfigError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
-        m = self.record_margin
-        if m is not None and not (isinstance(m, int | float) and math.isfinite(m) and m > 0):
-            raise ConfigError(f"record_margin: expected a number > 0 or None, got {m!r}")
-        parse_threshold(self.threshold)
-
-    @property
-    def n_future(self) -> int:
-        """Cf: known covariates per step (time of day as sin, cos)."""
-        return 2 if self.calendar else 0
-
-    def forecaster_config(self) -> ForecasterConfig:
-        return ForecasterConfig(
-            n_targets=self.n_targets,
-            n_future=self.n_future,
-            lookback=self.chunk,
-            horizon=1,
-            hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            loss=self.head,
-        )
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["smoothing"] = list(self.smoothing)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: Path) -> DetectorConfig:
-        d = dict(d)
-        if "smoothing" in d and isinstance(d["smoothing"], list):
-            d["smoothing"] = tuple(d["smoothing"])
-        return config_from_dict(cls, d, where)
-
-
-def time_of_day(timestamps: np.ndarray) -> np.ndarray:
-    """(T,) datetime64 -> (T, 2) float64: sin and cos of the time of day."""
-    ts = np.asarray(timestamps).astype("datetime64[ns]")
-    ns = ts.astype(np.int64)
-    day = 86_400 * 10**9
-    angle = 2.0 * np.pi * (ns % day) / day
-    # 2 x (T,) -> (T, 2)
-    return np.stack([np.sin(angle), np.cos(angle)], axis=1)
-
-
-class RankScorer:
-    """Errors -> conformal tail scores in [0, 1], batch or streaming (one value at a time).
-
-    At each step the mean ``m`` of the last ``smoothing`` errors is ranked among the earlier
-    means (the last ``history`` of them): ``p = (1 + #{earlier >= m}) / (1 + n)``; a new record
-    (``m`` above every earlier one) gets ``p = 1 / (1 + n) / (m / max) ** record_power``. The
-    score is ``min(-log10 p / cap, 1)``; 0 until ``min_history`` earlier means exist.
-    """
-
-    def __init__(
-        self,
-        *,
-        smoothing: int = 1,
-        history: int = 20000,
-        min_history: int = 20,
-        record_power: float = 4.0,
-        cap: float = 8.0,
-    ) -> None:
-        self.smoothing = smoothing
-        self.history = history
-        self.min_history = min_history
-        self.record_power = record_power
-        self.cap = cap
-        self.reset()
-
-    def reset(self) -> None:
-        self._recent: deque[float] = deque()
-        self._recent_sum = 0.0
-        self._order: deque[float] = deque()  # means in arrival order
-        self._sorted: list[float] = []  # the same means, sorted
-
-    def update(self, error: float) -> float:
-        e = abs(float(error))
-        if len(self._recent) == self.smoothing:
-            self._recent.popleft()
-        self._recent.append(e)
-        # a fresh sum each step (smoothing is small): no rounding drift between paths
-        m = round(math.fsum(self._recent) / len(self._recent), _ERROR_DECIMALS)
-        n = len(self._sorted)
-        score = 0.0
-        if n >= self.min_history:
-            at_least = n - bisect.bisect_left(self._sorted, m)
-            if at_least == 0:
-                top = self._sorted[-1]
-                ratio = m / top if top > 0 else math.inf
-                log_p = -math.log10(n + 1) - self.record_power * math.log10(ratio)
-            else:
-                log_p = math.log10(at_least + 1) - math.log10(n + 1)
-            score = min(max(-log_p / self.cap, 0.0), 1.0)
-        bisect.insort(self._sorted, m)
-        self._order.append(m)
-        if len(self._order) > self.history:
-            old = self._order.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
-        return score
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"recent": list(self._recent), "means": list(self._order)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        try:
-            recent = [float(x) for x in state["recent"]]
-            means = [float(x) for x in state["means"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"rank scorer state: missing or malformed field ({exc})") from None
-        if len(recent) > self.smoothing or len(means) > self.history:
-            raise ConfigError(
-                f"rank scorer state: expected at most {self.smoothing} recent errors and "
-                f"{self.history} means, got {len(recent)} and {len(means)}"
-            )
-        if not all(math.isfinite(x) for x in [*recent, *means]):
-            raise ConfigError("rank scorer state: expected finite numbers only")
-        self._recent = deque(recent)
-        self._order = deque(means)
-        self._sorted = sorted(means)
-
-
-class _Stream:
-    """The per-point scoring state shared by the batch and the streaming paths."""
-
-    def __init__(self, config: DetectorConfig, warmup: int = 0) -> None:
-        c = config
-        self.config = config
-        self.warmup = warmup  # the first `warmup` rows are scored 0 and never flagged
-        self.count = 0
-        self.lo: np.ndarray | None = None  # (O,) running min of the scaled values
-        self.hi: np.ndarray | None = None
-        self.last_z: np.ndarray | None = None  # (O,) previous scaled value, the next LSTM input
-        self.lstm: tuple[torch.Tensor, torch.Tensor] | None = None  # (L, 1, H) each, float64
-        self.recent: deque[float] = deque()  # the last hold-1 base scores
-        if c.score == "rank":
-            self.scorers: list[Any] = [
-                RankScorer(
-                    smoothing=s,
-                    history=c.history,
-                    min_history=c.min_history,
-                    record_power=c.record_power,
-                    cap=c.score_cap,
-                )
-                for s in c.smoothing
-            ]
-        elif c.score == "tail":
-            self.scorers = [
-                TailProbabilityScorer(window=c.tail_window, short_window=s) for s in c.smoothing
-            ]
-        else:
-            self.scorers = []
-
-    @property
-    def warming(self) -> bool:
-        """Whether the last row advanced was a warm-up row."""
-        return self.count <= self.warmup
-
-    def advance(
-        self, z: np.ndarray, pred: np.ndarray | None, std: np.ndarray | None
-    ) -> tuple[float, float, float]:
-        """Score the scaled value ``z`` (O,) against its prediction -> (error, residual score,
-        score): the residual score leaves out value records, hold and warm-up."""
-        c = self.config
-        error, base = 0.0, 0.0
-        if pred is not None:
-            # (O,) residual -> RMS over columns, rounded so both paths rank identical numbers
-            error = round(float(np.sqrt(np.mean((z - pred) ** 2))), _ERROR_DECIMALS)
-            if c.score == "likelihood":
-                base = float(np.max(gaussian_nll_score(z, pred, std)))
-            else:
-                base = max(s.update(error) for s in self.scorers)
-        residual = base
-        if c.record_margin is not None and self.lo is not None:
-            span = self.hi - self.lo
-            # (O,) how far beyond the earlier range each column lies, in units of that range
-            beyond = np.where(span > 0, np.maximum(z - self.hi, self.lo - z), 0.0) / np.where(
-                span > 0, span, 1.0
-            )
-            x = float(beyond.max())
-            if x > 0:
-                log_p = -math.log10(self.count + 1) - x / (c.record_margin * math.log(10))
-                base = max(base, min(-log_p / c.score_cap, 1.0))
-        self.lo = z.copy() if self.lo is None else np.minimum(self.lo, z)
-        self.hi = z.copy() if self.hi is None else np.maximum(self.hi, z)
-        score = base
-        if c.hold > 0:
-            if self.recent and base <= max(self.recent):
-                score = 0.0
-            self.recent.append(base)
-            if len(self.recent) > c.hold - 1:
-                self.recent.popleft()
-        self.count += 1
-        if self.warming:
-            score = 0.0
-        return error, residual, score
-
-    # -- persistence --------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        tolist = lambda a: None if a is None else [float(v) for v in np.ravel(a)]  # noqa: E731
-        return {
-            "warmup": self.warmup,
-            "count": self.count,
-            "lo": tolist(self.lo),
-            "hi": tolist(self.hi),
-            "last_z": tolist(self.last_z),
-            "h": None if self.lstm is None else self.lstm[0].tolist(),
-            "c": None if self.lstm is None else self.lstm[1].tolist(),
-            "recent": list(self.recent),
-            "scorers": [s.state_dict() for s in self.scorers],
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        c = self.config
-        O, L, H = c.n_targets, c.num_layers, c.hidden_size
-
-        def vector(key: str) -> np.ndarray | None:
-            v = state.get(key)
-            if v is None:
-                return None
-            a = np.asarray(v, dtype=np.float64)
-            if a.shape != (O,) or not np.isfinite(a).all():
-                raise ConfigError(f"state.{key}: expected {O} finite numbers, got {v!r}")
-            return a
-
-        try:
-            warmup, count = int(state["warmup"]), int(state["count"])
-            recent = [float(x) for x in state["recent"]]
-            scorer_states = list(state["scorers"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"state: missing or malformed field ({exc})") from None
-        if len(scorer_states) != len(self.scorers):
-            raise ConfigError(
-                f"state.scorers: expected {len(self.scorers)} scorer states, got {len(scorer_states)}"
-            )
-        lstm = None
-        if state.get("h") is not None:
-            try:
-                # nested lists -> (L, 1, H) float64
-                h = torch.tensor(state["h"], dtype=torch.float64)
-                cc = torch.tensor(state["c"], dtype=torch.float64)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ConfigError(f"state.h/c: malformed ({exc})") from None
-            for name, t in (("h", h), ("c", cc)):
-                if tuple(t.shape) != (L, 1, H):
-                    raise ConfigError(
-                        f"state.{name}: expected shape ({L}, 1, {H}), got {tuple(t.shape)}"
-                    )
-            lstm = (h, cc)
-        lo, hi, last_z = vector("lo"), vector("hi"), vector("last_z")
-        if (lo is None) != (hi is None):
-            raise ConfigError(f"state.lo/hi: expected both or neither, got {lo!r} and {hi!r}")
-        self.warmup, self.count = warmup, count
-        self.lo, self.hi, self.last_z = lo, hi, last_z
-        self.lstm = lstm
-        self.recent = deque(recent)
-        for scorer, s in zip(self.scorers, scorer_states, strict=True):
-            scorer.load_state_dict(s)
+__all__ = [
+    "HEADS",
+    "SCORES",
+    "AnomalyDetector",
+    "DetectorConfig",
+    "RankScorer",
+    "parse_threshold",
+    "time_of_day",
+]
 
 
 class AnomalyDetector:
@@ -505,9 +164,10 @@ class AnomalyDetector:
                 f"values: the training stretch has {n} rows; the lookback (chunk) is {c.chunk}, "
                 f"so at least {c.chunk + 1} rows are needed (lower chunk or train on more rows)"
             )
-        self.mean = v.mean(axis=0)
-        std = v.std(axis=0)
-        self.std = np.where((std > 1e-12) & (v.max(axis=0) > v.min(axis=0)), std, 1.0)
+        # the library's one series scaling (data/scaling.py), over the whole training stretch
+        sc = Scaling.fit([SeriesData(target=v, name="values")], [n], global_=True)
+        self.mean = sc.z_mean[0].astype(np.float64)
+        self.std = sc.z_std[0].astype(np.float64)
         z = self._scale(v)
         # inputs x_t = [z_t, f_{t+1}] (n-1, O+Cf) and targets z_{t+1} (n-1, O)
         x = torch.from_numpy(np.concatenate([z[:-1], f[1:]], axis=1).astype(np.float32))
@@ -608,8 +268,7 @@ class AnomalyDetector:
             enc = net.encoder(x, state=state)
             # (1, T-1, H) -> (T-1, O, P)
             p = net.params(enc.outputs)[0]
-        std = p[..., 1].numpy() if self.config.head == "gaussian" else None
-        return p[..., 0].numpy(), std, enc.state
+        return p[..., 0].numpy(), head_of(self.config.head).std(p.numpy()), enc.state
 
     def _run(self, v: np.ndarray, f: np.ndarray, stream: _Stream) -> dict:
         """Score rows of ``v`` continuing ``stream``; the batch twin of :meth:`update`."""
@@ -666,7 +325,7 @@ class AnomalyDetector:
             "score": out["score"],
             "is_anomaly": flags,
         }
-        if self.config.head == "gaussian":
+        if self.config.has_std:
             result["std"] = self._squeeze(out["std"] * self.std)
         return result
 
@@ -728,15 +387,16 @@ class AnomalyDetector:
         if s.last_z is not None:
             net = self._net64
             state = s.lstm if s.lstm is not None else net.encoder.init_state(1, dtype=torch.float64)
-            # (O,) ++ (Cf,) -> (1, O+Cf): the previous value with this row's covariates
-            x = torch.from_numpy(np.concatenate([s.last_z, f]))[None]
+            # (O,) -> (1, O): the previous value, fed with this row's covariates (1, Cf)
+            z_prev = torch.from_numpy(s.last_z)[None]
+            f_next = torch.from_numpy(f)[None] if c.calendar else None
             with torch.no_grad():
-                out, state = net.encoder.step(x, state)
-                # (1, H) -> (O, P)
-                p = net.params(out)[0]
+                # one ForecasterNet.step -> (1, O, P) -> (O, P)
+                p, state, _ = net.step(z_prev, f_next, state)
+                p = p[0]
             s.lstm = state
             pred = p[:, 0].numpy()
-            std = p[:, 1].numpy() if c.head == "gaussian" else None
+            std = head_of(c.head).std(p.numpy())
         _, _, score = s.advance(z, pred, std)
         s.last_z = z
         if s.warming:

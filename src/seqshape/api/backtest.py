@@ -9,47 +9,55 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.windows import Windows, make_windows
 from ..errors import ConfigError, DataError
 from ..train import forecast_metrics as FM
-from .forecaster import Windows, make_windows
 
 
-def interval_scores(net, params: np.ndarray, truth: np.ndarray, *, seed: int = 0) -> dict:
+def interval_scores(
+    net, params: np.ndarray, truth: np.ndarray, *, seed: int = 0, mean=0.0, std=1.0
+) -> dict:
     """How well a probabilistic head's intervals hold the truth, in scaled units.
 
-    ``params`` (W, K, O, P) and ``truth`` (W, K, O). The interval is the outermost quantiles of a
-    quantile head, and the central 80% of a Gaussian or Student-t one (the t by 200 draws per
-    point, as torch has no t quantile function). Returns {"level": nominal share, "coverage":
-    share of true values inside, "width": mean width}, plus "pinball" (mean pinball loss over the
-    quantiles) for a quantile head. Coverage well below the level means intervals too narrow:
-    for an autoregressive model the per-step intervals hold one step's uncertainty around fed-back
+    ``params`` (W, K, O, P) and ``truth`` (W, K, O), scaled; ``mean`` and ``std`` (W, 1, O) (or
+    numbers) the scaling of each window's series, which a count head needs to know its counts.
+    The interval is the head's (`Head.interval_level`, `Head.interval`): the outermost quantiles
+    of a quantile head, else the central 80% (a Student-t's by 200 draws per point, as it has no
+    closed form here). Returns {"level": nominal share, "coverage": share of true values inside,
+    "width": mean width (scaled units)}, plus the head's own score (`Head.score_name`: "pinball"
+    for a quantile head). Coverage well below the level means intervals too narrow: for an
+    autoregressive model the per-step intervals hold one step's uncertainty around fed-back
     points; sample paths (`forecast(..., samples=S)`) carry it through the horizon.
     """
     c = net.config
+    head = c.head
     y = np.asarray(truth, dtype=np.float64)
     p = np.asarray(params, dtype=np.float64)
-    out: dict = {}
-    if c.loss == "quantile":
-        qs = np.asarray(c.quantiles)
-        lo, hi, level = p[..., 0], p[..., -1], float(qs[-1] - qs[0])
-        err = y[..., None] - p  # (W, K, O, Q)
-        out["pinball"] = float(np.mean(np.maximum(qs * err, (qs - 1) * err)))
-    elif c.loss == "gaussian":
-        level, z = 0.8, 1.2815515655446004  # the standard normal's 90% quantile
-        lo, hi = p[..., 0] - z * p[..., 1], p[..., 0] + z * p[..., 1]
-    else:  # student_t
-        level = 0.8
+    m = np.broadcast_to(np.asarray(mean, dtype=np.float64), y.shape)
+    s = np.broadcast_to(np.asarray(std, dtype=np.float64), y.shape)
+    # original units: where a count head's distribution is defined
+    out_o = head.outputs(head.to_original(p, m, s), c.quantiles)
+    level = head.interval_level(c.quantiles)
+    band = head.interval(out_o, level)
+    if band is None:
         g = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         pt = torch.from_numpy(p.astype(np.float32))
         draws = torch.stack([net.sample(pt, g) for _ in range(200)]).numpy()
-        lo, hi = np.quantile(draws, 0.1, axis=0), np.quantile(draws, 0.9, axis=0)
+        lo_q = 0.5 - level / 2
+        band = tuple(np.quantile(draws, (lo_q, 1.0 - lo_q), axis=0) * s + m)
+    # back to scaled units
+    lo, hi = ((b - m) / s for b in band)
     inside = (y >= lo) & (y <= hi)
+    scores = {}
+    if head.score_name:
+        loss = head.loss(torch.from_numpy(p), torch.from_numpy(y), c.quantiles)
+        scores[head.score_name] = float(loss)
     return {
         "level": round(level, 6),
         "coverage": float(inside.mean()),
         "width": float(np.mean(hi - lo)),
-        **out,
+        **scores,
     }
 
 
@@ -68,7 +76,7 @@ def sample_interval_scores(
     units): each path feeds its own draws back, so the band widens with the horizon as the
     per-step intervals do not. Autoregressive probabilistic models only."""
     c = fc.config
-    if c.strategy != "autoregressive" or c.loss == "mse":
+    if c.strategy != "autoregressive" or not c.head.probabilistic:
         raise ConfigError(
             "samples: sample paths need an autoregressive model with a probabilistic head "
             f"(this one: strategy {c.strategy!r}, loss {c.loss!r})"
@@ -84,9 +92,11 @@ def sample_interval_scores(
         for b in range(0, len(win), per):
             idx = np.arange(b, min(b + per, len(win)))
             hist, fut, cov = fc._gather(scaled, win, idx, k)
+            # (B, Z): each window's count scale (count heads draw whole counts)
+            scale = torch.from_numpy(_scaling_rows(fc, win.series[idx])[1][:, 0].astype(np.float32))
             # (S, B, K, Z) paths -> their (B, K, O) band
             paths = fc.net.forecast(
-                hist, k, cov if c.n_future else None, samples=samples, generator=g
+                hist, k, cov if c.n_future else None, samples=samples, generator=g, scale=scale
             )[..., :O].numpy()
             lo, hi = np.quantile(paths, [lo_q, 1.0 - lo_q], axis=0)
             y = fut[..., :O].numpy()
@@ -127,7 +137,7 @@ def backtest(
     # the linear baseline is fitted on the training windows, per horizon
     scaled = fc._scaled(series)  # once, shared by every horizon and baseline
     for K in horizons:
-        win = make_windows(list(zip(val_end, test_end)), N, K, 1)
+        win = make_windows(list(zip(val_end, test_end)), N, K, 1, skip_short=True)
         if len(win) == 0:
             need = N + K
             raise DataError(f"test split too short for lookback {N} + horizon {K} = {need} rows")
@@ -135,7 +145,7 @@ def backtest(
         truth, point = pred["truth"], pred["point"]
         # (W, N, O): each window's history of the targets, scaled like the model sees it
         hist = np.stack([scaled[i][0][s : s + N, :O] for i, s in zip(win.series, win.start)])
-        tr_w = make_windows([(0, e) for e in train_end], N, K, 1)
+        tr_w = make_windows([(0, e) for e in train_end], N, K, 1, skip_short=True)
         tx = np.stack([scaled[i][0][s : s + N, :O] for i, s in zip(tr_w.series, tr_w.start)])
         ty = np.stack(
             [scaled[i][0][s + N : s + N + K, :O] for i, s in zip(tr_w.series, tr_w.start)]
@@ -164,8 +174,11 @@ def backtest(
                 "mase": float(FM.mase(truth, p, scale)),
                 "smape": float(FM.smape(orig_t, orig_p)),
             }
-        if fc.config.loss != "mse":
-            row["model"]["interval"] = interval_scores(fc.net, pred["params"], truth)
+        if fc.config.head.probabilistic:
+            m, sd = (a[..., :O] for a in _scaling_rows(fc, win.series))
+            row["model"]["interval"] = interval_scores(
+                fc.net, pred["params"], truth, mean=m, std=sd
+            )
         if samples:
             row["model"]["sample_interval"] = sample_interval_scores(
                 fc, series, win, K, samples, scaled=scaled
@@ -181,3 +194,10 @@ def backtest(
     )
     out["baselines"] = first["baselines"]
     return out
+
+
+def _scaling_rows(fc, series_idx) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's series scaling: (W, 1, Z) z_mean and z_std rows, float64."""
+    sc = fc.scaling
+    rows = np.array([sc.row(int(i)) for i in series_idx], dtype=np.int64)
+    return (sc.z_mean[rows][:, None].astype(np.float64), sc.z_std[rows][:, None].astype(np.float64))

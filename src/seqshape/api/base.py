@@ -19,18 +19,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
 from .. import runtime
-from ..errors import ConfigError, DataError, ShapeError
+from ..errors import ConfigError
+from ..train.loop import TrainConfig
 
 DEVICES = ("cpu", "cuda", "auto")
+# the estimator parameters that are TrainConfig's fields of the same name
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "lr_schedule", "seed")
 
 
 class NotFittedError(ConfigError, AttributeError):
@@ -70,6 +74,28 @@ class Estimator:
     _estimator_type: ClassVar[str | None] = None
 
     # -- parameters ---------------------------------------------------------------------------
+    def _store_params(self, values: dict[str, Any]) -> None:
+        """Keep the constructor's arguments (its ``locals()``) under their own names, as given,
+        and check them."""
+        for name in self._param_names():
+            setattr(self, name, values[name])
+        self._check_params()
+
+    def _options(self, config_cls) -> dict[str, Any]:
+        """The parameters that are fields of the network's config dataclass ``config_cls``."""
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        return {n: getattr(self, n) for n in self._param_names() if n in fields}
+
+    def _training(self, **extra) -> TrainConfig:
+        """A TrainConfig from the parameters of the same names, and ``extra``."""
+        names = set(self._param_names())
+        return TrainConfig(**{n: getattr(self, n) for n in TRAIN_FIELDS if n in names}, **extra)
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The training options the parameters make (checked: a bad one is a ConfigError)."""
+        return self._training()
+
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
@@ -113,6 +139,10 @@ class Estimator:
         check_device_name(self.device)
         if self.callback is not None and not callable(self.callback):
             raise ConfigError(f"callback: expected a callable or None, got {self.callback!r}")
+        for name, closed in (("val_fraction", False), ("label_smoothing", False)):
+            if name in self._param_names():
+                check_fraction(name, getattr(self, name), closed=closed)
+        self.train_config  # noqa: B018 - builds the TrainConfig, which checks its fields
 
     def __repr__(self) -> str:
         defaults = self._defaults()
@@ -178,64 +208,32 @@ class Estimator:
         return self.callback
 
 
+def fitting(fit):
+    """Decorate an estimator's ``fit``: it runs inside `Estimator._fitting` (its threads, private
+    random streams, the caller's restored after), with the resolved device in ``self.device_``."""
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        with self._fitting() as device:
+            self.device_ = device
+            return fit(self, *args, **kwargs)
+
+    return wrapper
+
+
+def check_fraction(name: str, value, *, closed: bool = False) -> None:
+    """``value`` in [0, 1) (``closed``: [0, 1]), else a ConfigError naming ``name``."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+        span = "[0, 1]" if closed else "[0, 1)"
+        raise ConfigError(f"{name}: expected a value in {span}, got {value!r}")
+
+
 def check_device_name(device) -> None:
     """The device parameter's spelling (whether CUDA is there is checked at fit)."""
     name = str(device)
     if name not in DEVICES and not (name.startswith("cuda:") and name[5:].isdigit()):
         raise ConfigError(f"device: expected one of {', '.join(DEVICES)} (or cuda:N), got {name!r}")
-
-
-def normalize_labels(y) -> np.ndarray:
-    """1-D labels (list, array, pandas Series) as one array of their own type: ints stay ints,
-    floats floats, strings str; labels of mixed kinds (1 and "a") become text."""
-    if hasattr(y, "to_numpy"):
-        y = y.to_numpy()
-    arr = np.asarray(y) if isinstance(y, np.ndarray) else np.asarray(list(y), dtype=object)
-    if arr.ndim != 1:
-        raise ShapeError(f"y: expected one label per sequence (a 1-D array), got shape {arr.shape}")
-    if arr.dtype.kind == "O":
-        values = arr.tolist()
-        kinds = {type(v) for v in values}
-        if kinds and all(issubclass(k, (int, np.integer)) for k in kinds):
-            return np.asarray(values, dtype=np.int64)
-        if kinds and all(issubclass(k, (int, float, np.integer, np.floating)) for k in kinds):
-            return np.asarray(values, dtype=np.float64)
-        return np.asarray([str(v) for v in values])
-    if arr.dtype.kind == "S":
-        return arr.astype(str)
-    return arr
-
-
-def unique_labels(y) -> np.ndarray:
-    """The sorted distinct labels of ``y`` (see `normalize_labels`), in their own dtype."""
-    return np.unique(normalize_labels(y))
-
-
-def encode_labels(y, classes: np.ndarray, name: str = "y") -> np.ndarray:
-    """Labels -> int64 positions in ``classes``; a label not among them is a DataError naming it.
-
-    A label that matches a class only as text (the "3" of a file against the 3 of an array a
-    model was trained on) counts as that class.
-    """
-    values = normalize_labels(y).tolist()
-    index = {c: i for i, c in enumerate(classes.tolist())}
-    by_text = {str(c): i for i, c in enumerate(classes.tolist())}
-    out = np.empty(len(values), dtype=np.int64)
-    unknown = set()
-    for j, v in enumerate(values):
-        k = index.get(v)
-        if k is None:
-            k = by_text.get(str(v))
-        if k is None:
-            unknown.add(str(v))
-            continue
-        out[j] = k
-    if unknown:
-        shown = sorted(unknown)[:10]
-        raise DataError(
-            f"{name}: labels {shown} were not seen in training (classes {classes.tolist()})"
-        )
-    return out
 
 
 def params_from(cls: type[Estimator], config) -> dict[str, Any]:
@@ -244,8 +242,3 @@ def params_from(cls: type[Estimator], config) -> dict[str, Any]:
     names = set(cls._param_names())
     fields = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     return {k: v for k, v in fields.items() if k in names}
-
-
-def labels_array(values: list) -> np.ndarray:
-    """Saved class labels (JSON values) as one array of their own type."""
-    return normalize_labels(values)

@@ -16,16 +16,17 @@ from .. import __version__
 from ..artifacts import build_net, config_from_dict, load_model_dir, save_model_dir
 from ..batching import BucketBatchSampler, collate
 from ..data.frames import check_layout, is_frame, labels_for, sequences_from_frame, to_ntf
+from ..data.labels import encode_labels, labels_array, unique_labels
 from ..data.scaling import StandardScaler, znorm_each
 from ..data.sequences import SequenceSet, from_arrays, sorted_labels
 from ..errors import ConfigError, DataError, ShapeError, TrainingError
 from ..models.classifier import ClassifierConfig, ClassifierNet
 from ..shapes import check_feature_counts
 from ..train.checkpoint import data_digest
-from ..train.loop import TrainConfig, TrainResult, fit
+from ..train.loop import TrainResult, fit
 from ..train.metrics import classification_report
 from ..untrusted import fits
-from .base import Estimator, encode_labels, labels_array, params_from, unique_labels
+from .base import Estimator, fitting, params_from
 
 KIND = "classifier"
 # stride="auto": pool by ceil(median training length / AUTO_STEPS), so that a long series takes
@@ -128,34 +129,7 @@ class SequenceClassifier(Estimator):
         device: str = "cpu",
         callback=None,
     ) -> None:
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.cell = cell
-        self.dropout = dropout
-        self.pooling = pooling
-        self.frontend = frontend
-        self.conv_channels = conv_channels
-        self.conv_kernel = conv_kernel
-        self.conv_summary = conv_summary
-        self.stride = stride
-        self.series_norm = series_norm
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.lr_schedule = lr_schedule
-        self.label_smoothing = label_smoothing
-        self.val_fraction = val_fraction
-        self.seed = seed
-        self.scale = scale
-        self.threads = threads
-        self.progress = progress
-        self.layout = layout
-        self.device = device
-        self.callback = callback
-        self._check_params()
+        self._store_params(locals())
         self.n_features_in_: int | None = None
         self.series_norm_ = False  # fitted: "auto" resolved (z-normalise univariate series)
         self.config: ClassifierConfig | None = None
@@ -175,50 +149,14 @@ class SequenceClassifier(Estimator):
             raise ConfigError(f"stride: expected a positive integer or 'auto', got {stride!r}")
         if series_norm not in (True, False, "auto"):
             raise ConfigError(f"series_norm: expected true, false or 'auto', got {series_norm!r}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(
-                f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}"
-            )
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(
-                f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing!r}"
-            )
-        self.train_config  # noqa: B018 - checks the training options
 
     @property
     def model_options(self) -> dict:
-        """The network's options (ClassifierConfig's fields other than the data's sizes)."""
-        return {
-            k: getattr(self, k)
-            for k in (
-                "hidden_size",
-                "num_layers",
-                "bidirectional",
-                "cell",
-                "dropout",
-                "pooling",
-                "frontend",
-                "conv_channels",
-                "conv_kernel",
-                "conv_summary",
-            )
-        }
-
-    @property
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            patience=self.patience,
-            lr_schedule=self.lr_schedule,
-            seed=self.seed,
-            monitor="val_loss",
-            monitor_mode="min",
-        )
+        """The network's options: the parameters that are ClassifierConfig's fields."""
+        return self._options(ClassifierConfig)
 
     # -- training -----------------------------------------------------------------------------
+    @fitting
     def fit(
         self,
         X,
@@ -240,22 +178,7 @@ class SequenceClassifier(Estimator):
         ``resume``: continue from it, with the same data and options, to the same weights as an
         uninterrupted run (see train.loop.fit).
         """
-        with self._fitting() as device:
-            return self._fit(
-                X,
-                y,
-                X_val,
-                y_val,
-                device,
-                log_path=log_path,
-                checkpoint_dir=checkpoint_dir,
-                checkpoint_every=checkpoint_every,
-                resume=resume,
-            )
-
-    def _fit(
-        self, X, y, X_val, y_val, device, *, log_path, checkpoint_dir, checkpoint_every, resume
-    ):
+        device = self.device_
         X, y = self._from_frame(X, y)
         train = _as_set(X, y)
         if train.y is None:

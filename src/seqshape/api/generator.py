@@ -24,9 +24,9 @@ from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..models.generator import GeneratorConfig, GeneratorNet
 from ..models.seq2seq import sequence_loss
 from ..train.checkpoint import data_digest
-from ..train.loop import TrainConfig, TrainResult, fit
-from .base import Estimator, params_from
-from .seq2seq import Side, split_indices, token_metrics, value_metrics
+from ..train.loop import TrainResult, fit
+from .base import Estimator, fitting, params_from
+from .sides import Side, split_indices, token_metrics, value_metrics
 
 KIND = "generator"
 
@@ -57,26 +57,7 @@ class SequenceGenerator(Estimator):
         device: str = "cpu",
         callback=None,
     ) -> None:
-        self.hidden_size = hidden_size
-        self.embedding_size = embedding_size
-        self.num_layers = num_layers
-        self.cell = cell
-        self.dropout = dropout
-        self.condition_every_step = condition_every_step
-        self.beam_size = beam_size
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.seed = seed
-        self.scale = scale
-        self.threads = threads
-        self.progress = progress
-        self.device = device
-        self.callback = callback
-        self._check_params()
+        self._store_params(locals())
         self.config: GeneratorConfig | None = None
         self.net: GeneratorNet | None = None
         self.scaler: StandardScaler | None = None
@@ -87,38 +68,13 @@ class SequenceGenerator(Estimator):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(
-                f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}"
-            )
         if not isinstance(self.beam_size, int) or self.beam_size < 1:
             raise ConfigError(f"beam_size: expected an integer >= 1, got {self.beam_size!r}")
-        self.train_config  # noqa: B018 - checks the training options
 
     @property
     def model_options(self) -> dict:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "hidden_size",
-                "embedding_size",
-                "num_layers",
-                "cell",
-                "dropout",
-                "condition_every_step",
-            )
-        }
-
-    @property
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            patience=self.patience,
-            seed=self.seed,
-        )
+        """The network's options: the parameters that are GeneratorConfig's fields."""
+        return self._options(GeneratorConfig)
 
     def _static(self, V, name: str = "V") -> np.ndarray:
         try:
@@ -147,6 +103,7 @@ class SequenceGenerator(Estimator):
         return batch
 
     # -- training -----------------------------------------------------------------------------
+    @fitting
     def fit(
         self,
         V,
@@ -164,22 +121,7 @@ class SequenceGenerator(Estimator):
         ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit (a resumed run
         needs the same data and options, and ends with the same weights).
         """
-        with self._fitting() as device:
-            return self._fit(
-                V,
-                Y,
-                V_val,
-                Y_val,
-                device,
-                log_path=log_path,
-                checkpoint_dir=checkpoint_dir,
-                checkpoint_every=checkpoint_every,
-                resume=resume,
-            )
-
-    def _fit(
-        self, V, Y, V_val, Y_val, device, *, log_path, checkpoint_dir, checkpoint_every, resume
-    ):
+        device = self.device_
         self.config = None
         V = self._static(V)
         Y = list(Y)

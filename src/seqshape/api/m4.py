@@ -14,10 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.m4 import M4Set
+from ..data.series import SeriesData
+from ..data.windows import make_windows
 from ..errors import DataError
 from ..models.baselines import naive2
 from ..train.forecast_metrics import m4_scores, owa
-from .forecaster import Forecaster, SeriesData, make_windows
+from .forecaster import Forecaster
 
 
 def m4_series(m4: M4Set) -> list[SeriesData]:

@@ -26,22 +26,16 @@ from .. import __version__
 from ..artifacts import build_net, config_from_dict, load_model_dir, save_model_dir
 from ..batching import BucketBatchSampler, collate, pad_sequences
 from ..data.frames import check_layout, is_frame, sequences_from_frame, to_ntf
+from ..data.labels import encode_labels, labels_array, normalize_labels, unique_labels
 from ..data.scaling import StandardScaler
 from ..data.sequences import sorted_labels
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..models.tagger import TASKS, TaggerConfig, TaggerNet, tagger_loss
 from ..train.checkpoint import data_digest
-from ..train.loop import TrainConfig, TrainResult, fit
+from ..train.loop import TrainResult, fit
 from ..train.metrics import classification_report
-from .base import (
-    Estimator,
-    encode_labels,
-    labels_array,
-    normalize_labels,
-    params_from,
-    unique_labels,
-)
-from .seq2seq import _as_arrays, split_indices, value_metrics
+from .base import Estimator, fitting, params_from
+from .sides import _as_arrays, split_indices, value_metrics
 
 KIND = "tagger"
 
@@ -244,26 +238,7 @@ class SequenceTagger(Estimator):
         device: str = "cpu",
         callback=None,
     ) -> None:
-        self.task = task
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.cell = cell
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.val_fraction = val_fraction
-        self.seed = seed
-        self.scale = scale
-        self.threads = threads
-        self.progress = progress
-        self.layout = layout
-        self.device = device
-        self.callback = callback
-        self._check_params()
+        self._store_params(locals())
         self.n_features_in_: int | None = None
         self.config: TaggerConfig | None = None
         self.net: TaggerNet | None = None
@@ -279,29 +254,11 @@ class SequenceTagger(Estimator):
         check_layout(self.layout)
         if self.task not in TASKS:
             raise ConfigError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(
-                f"val_fraction: expected a value in [0, 1), got {self.val_fraction!r}"
-            )
-        self.train_config  # noqa: B018 - checks the training options
 
     @property
     def model_options(self) -> dict:
-        return {
-            k: getattr(self, k)
-            for k in ("hidden_size", "num_layers", "bidirectional", "cell", "dropout")
-        }
-
-    @property
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            patience=self.patience,
-            seed=self.seed,
-        )
+        """The network's options: the parameters that are TaggerConfig's fields."""
+        return self._options(TaggerConfig)
 
     # -- data checks --------------------------------------------------------------------------
     def _inputs(self, X, name: str = "X") -> list[np.ndarray]:
@@ -355,6 +312,7 @@ class SequenceTagger(Estimator):
         return [encode_labels(y, self.classes_, name=f"{name}[{i}]") for i, y in enumerate(Y)]
 
     # -- training -----------------------------------------------------------------------------
+    @fitting
     def fit(
         self,
         X,
@@ -373,22 +331,7 @@ class SequenceTagger(Estimator):
         ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit (a resumed run
         needs the same data and options, and ends with the same weights).
         """
-        with self._fitting() as device:
-            return self._fit(
-                X,
-                Y,
-                X_val,
-                Y_val,
-                device,
-                log_path=log_path,
-                checkpoint_dir=checkpoint_dir,
-                checkpoint_every=checkpoint_every,
-                resume=resume,
-            )
-
-    def _fit(
-        self, X, Y, X_val, Y_val, device, *, log_path, checkpoint_dir, checkpoint_every, resume
-    ):
+        device = self.device_
         self.config = None
         if is_frame(X) and Y is None:
             X, Y, _ = sequences_from_frame(X, name="X", targets="steps")
@@ -432,7 +375,7 @@ class SequenceTagger(Estimator):
             Xva = self.scaler.transform(Xva) if Xva else []
         torch.manual_seed(self.seed)
         self.config = TaggerConfig(
-            input_size=Xtr[0].shape[1], num_outputs=n_out, task=self.task, **self.model_options
+            input_size=Xtr[0].shape[1], num_outputs=n_out, **self.model_options
         )
         self.net = TaggerNet(self.config)
         tc = self.train_config

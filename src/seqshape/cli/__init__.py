@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 import typer
 
 from ..errors import ConfigError, SeqshapeError
+from ..kinds import KINDS
 from .common import MaxBeam, MaxHorizon, MaxSamples, Threads
 
 app = typer.Typer(
@@ -58,14 +59,8 @@ def _root(
     serve. Shapes use the legend B batch, T steps, F features, H hidden, N classes, K horizon."""
 
 
-# kind recorded in config.json -> the CLI module that evaluates/predicts with it
-KIND_MODULES: dict[str, str] = {
-    "classifier": "seqshape.cli.classify",
-    "forecaster": "seqshape.cli.forecast",
-    "seq2seq": "seqshape.cli.seq2seq",
-    "tagger": "seqshape.cli.seq2seq",
-    "generator": "seqshape.cli.seq2seq",
-}
+# kind recorded in config.json -> the CLI module that evaluates/predicts with it (seqshape.kinds)
+KIND_MODULES: dict[str, str] = {k.name: k.cli for k in KINDS.values() if k.evaluates}
 
 
 def _kind_module(model_dir: Path):
@@ -198,16 +193,24 @@ def predict(
     typer.echo(f"wrote {n} predictions to {output}", err=True)
 
 
+# the modules whose import registers commands; this order is the order of `seqshape --help`
+COMMAND_MODULES = (
+    "anomaly",  # `detect`, `nab run|score`
+    "classify",  # `train classify` and `demo`
+    "explain",  # `explain`
+    "export",  # `export`
+    "forecast",  # `train forecast`
+    "forecast_cmd",  # `forecast`
+    "seq2seq",  # `train seq2seq`, `translate`
+    "tag",  # `train tag`
+    "generate",  # `train generate`
+    "serve",  # `serve`
+)
+
+
 def _register() -> None:
-    from . import (
-        anomaly,  # noqa: F401  (registers `detect`, `nab run|score`)
-        classify,  # noqa: F401  (registers `train classify` and `demo`)
-        explain,  # noqa: F401  (registers `explain`)
-        export,  # noqa: F401  (registers `export`)
-        forecast,  # noqa: F401  (registers `train forecast`, `forecast`)
-        seq2seq,  # noqa: F401  (registers `train seq2seq|tag|generate`, `translate`)
-        serve,  # noqa: F401  (registers `serve`)
-    )
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}")
 
 
 _register()
@@ -241,13 +244,7 @@ def _usage_error(e) -> int:
 
 
 # each train command's estimator: its constructor's defaults are what a flag left out means
-TRAIN_ESTIMATORS = {
-    "classify": "seqshape.api.classifier:SequenceClassifier",
-    "forecast": "seqshape.api.forecaster:Forecaster",
-    "seq2seq": "seqshape.api.seq2seq:Seq2Seq",
-    "tag": "seqshape.api.tagger:SequenceTagger",
-    "generate": "seqshape.api.generator:SequenceGenerator",
-}
+TRAIN_ESTIMATORS = {k.mode: k.estimator for k in KINDS.values()}
 # flag name -> the estimator's argument, where they differ
 FLAG_ARGUMENTS = {"hidden": "hidden_size", "layers": "num_layers", "beam": "beam_size"}
 

@@ -12,6 +12,8 @@ import typer
 
 from ..errors import ConfigError
 from ..limits import MAX_BEAM, MAX_HORIZON, MAX_SAMPLES
+from ..models.encoder import CELLS
+from ..models.heads import HEADS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,8 +37,19 @@ LrSchedule = Annotated[
         "the epochs).",
     ),
 ]
+# the choices come from the registries (models/encoder.CELLS, models/heads.HEADS): a new cell or
+# head needs no edit here
 Cell = Annotated[
-    Literal["lstm", "gru"] | None, typer.Option("--cell", help="Recurrent cell: lstm | gru.")
+    Literal[tuple(CELLS)] | None,
+    typer.Option("--cell", help=f"Recurrent cell: {' | '.join(CELLS)}."),
+]
+Loss = Annotated[
+    Literal[tuple(HEADS)] | None,
+    typer.Option(
+        "--loss",
+        help=f"The forecast head: {' | '.join(HEADS)} (poisson, negbin: counts >= 0; see "
+        "docs/forecast.md).",
+    ),
 ]
 Dropout = Annotated[float | None, typer.Option("--dropout", help="Dropout rate.")]
 ConfigFile = Annotated[
@@ -204,7 +217,7 @@ KEY_SPECS: dict[str, KeySpec] = {
     "seed": KeySpec(int, lo=0, hi=2**63 - 1),
     "hidden": KeySpec(int, lo=1, hi=16384),
     "layers": KeySpec(int, lo=1, hi=64),
-    "cell": KeySpec(str, choices=("lstm", "gru")),
+    "cell": KeySpec(str, choices=tuple(CELLS)),
     "dropout": _FRACTION,
     "bidirectional": KeySpec(bool),
     "pooling": KeySpec(str, choices=("last", "mean", "attention")),
@@ -217,7 +230,7 @@ KEY_SPECS: dict[str, KeySpec] = {
     "lookback": _POS,
     "horizon": _POS,
     "strategy": KeySpec(str, choices=("autoregressive", "direct")),
-    "loss": KeySpec(str, choices=("mse", "gaussian", "student_t", "quantile")),
+    "loss": KeySpec(str, choices=tuple(HEADS)),  # the forecaster's heads
     "quantiles": KeySpec("floats", lo=0.0, hi=1.0, open_lo=True, open_hi=True),
     "window_norm": KeySpec(str, choices=("none", "last", "mean")),
     "highway": KeySpec(int, lo=0),

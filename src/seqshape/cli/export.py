@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from .. import kinds
 from ..errors import ConfigError
 from . import app
 from .common import Threads
@@ -56,13 +57,6 @@ def export(
     typer.echo(f"wrote {path}", err=True)
 
 
-RUNNERS = {
-    "classifier": "OnnxClassifier",
-    "forecaster": "OnnxForecaster",
-    "seq2seq": "OnnxSeq2Seq",
-}
-
-
 def onnx_runner(model_dir: Path, kind: str, threads=None):
     """DIR/model.onnx (and its parts) as the runner for ``kind``, refused when it is missing or
     was exported from other weights than DIR's."""
@@ -76,7 +70,9 @@ def onnx_runner(model_dir: Path, kind: str, threads=None):
         raise ArtifactError(
             f"{path}: missing; write it first with `seqshape export {model_dir} --format onnx`"
         )
-    runner = getattr(onnx_runtime, RUNNERS[kind])(path, threads=threads)
+    runner = kinds.resolve(kind, "onnx_runner", where=str(model_dir), what="the ONNX backend")(
+        path, threads=threads
+    )
     source = runner.metadata.get("origin", {}).get("weights_sha256")
     if source != onnx_runtime.weights_digest(files.path / "model.safetensors"):
         raise ArtifactError(

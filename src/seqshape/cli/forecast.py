@@ -1,22 +1,19 @@
-"""`seqshape train forecast`, the forecaster's evaluate (rolling-origin backtest + baselines), and
-`seqshape forecast`."""
+"""`seqshape train forecast`, the forecaster's evaluate (rolling-origin backtest + baselines) and
+the `seqshape demo` forecast. `seqshape forecast` lives in cli/forecast_cmd.py, the CSV reading
+and splitting in cli/forecast_data.py (re-exported here)."""
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import ConfigError, DataError
-from . import app, train_app
+from ..errors import ConfigError
+from . import train_app
 from .common import (
     SHARED_KEYS,
     BatchSize,
@@ -27,16 +24,16 @@ from .common import (
     Epochs,
     Hidden,
     Layers,
+    Loss,
     Lr,
     LrSchedule,
-    MaxHorizon,
-    MaxSamples,
     Out,
     Progress,
     Resume,
     Seed,
     Threads,
 )
+from .forecast_data import _cols, parse_horizons, read_frame, split_bounds
 
 FORECAST_KEYS = set(SHARED_KEYS) | {
     "lookback",
@@ -60,82 +57,6 @@ FORECAST_KEYS = set(SHARED_KEYS) | {
     "max_windows_per_epoch",
     "stride",
 }
-
-
-def _cols(text: str | None) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()] if text else []
-
-
-def parse_horizons(text: str | None) -> list[int]:
-    """``"24,48,168"`` -> [24, 48, 168] (None -> []); anything else is a ConfigError."""
-    try:
-        values = [int(v) for v in _cols(text)]
-    except ValueError:
-        values = []
-    if text is not None and (not values or min(values) < 1):
-        raise ConfigError(
-            f"--horizons: expected comma-separated positive integers like 24,48, got {text!r}"
-        )
-    return values
-
-
-def read_frame(path: Path, spec: dict):
-    """Read a wide or long CSV with the column roles recorded in ``spec``."""
-    from ..data.series import read_series_csv
-
-    fut = spec.get("future_covariates") or []
-    return read_series_csv(
-        path,
-        target=spec["target"],
-        past_covariates=spec.get("past_covariates") or [],
-        future_covariates="auto" if fut == "auto" else fut,
-        time_column=spec.get("time_column"),
-        series_column=spec.get("series_column"),
-        missing=spec.get("missing", "error"),
-    )
-
-
-def frame_to_series(frame) -> list:
-    from ..api.forecaster import SeriesData
-
-    return [
-        SeriesData(target=t, past_cov=p, future_cov=f, name=str(sid), timestamps=ts)
-        for sid, t, p, f, ts in zip(
-            frame.series_ids, frame.target, frame.past_cov, frame.future_cov, frame.timestamps
-        )
-    ]
-
-
-def split_bounds(
-    frame, split: str | None, split_dates: str | None, ett: bool
-) -> tuple[list[int], list[int], list[int]]:
-    """Per series: (train_end, val_end, test_end) row counts, time-based."""
-    from ..data import series as S
-
-    lens = [len(t) for t in frame.target]
-    if ett:
-        tr, va, te = S.ett_split()
-        return [tr] * len(lens), [tr + va] * len(lens), [tr + va + te] * len(lens)
-    if split_dates:
-        dates = _cols(split_dates)
-        if len(dates) != 2:
-            raise ConfigError(
-                f"--split-dates: expected two dates (validation start, test start), got {dates}"
-            )
-        tr, va = [], []
-        for ts in frame.timestamps:
-            d1, d2 = np.datetime64(dates[0]), np.datetime64(dates[1])
-            tr.append(int(np.searchsorted(ts, d1)))
-            va.append(int(np.searchsorted(ts, d2)))
-        return tr, va, lens
-    fr = [float(v) for v in _cols(split or "0.7,0.1,0.2")]
-    if len(fr) != 3 or abs(sum(fr) - 1.0) > 1e-6 or min(fr) < 0:
-        raise ConfigError(
-            f"--split: expected three fractions summing to 1 (train,val,test), got {split!r}"
-        )
-    tr = [int(round(n * fr[0])) for n in lens]
-    va = [int(round(n * (fr[0] + fr[1]))) for n in lens]
-    return tr, va, lens
 
 
 @train_app.command("forecast")
@@ -201,10 +122,7 @@ def train_forecast(
         Literal["autoregressive", "direct"] | None,
         typer.Option("--strategy", help="autoregressive (default) | direct."),
     ] = None,
-    loss: Annotated[
-        Literal["mse", "gaussian", "student_t", "quantile"] | None,
-        typer.Option("--loss", help="mse | gaussian | student_t | quantile."),
-    ] = None,
+    loss: Loss = None,
     quantiles: Annotated[
         str | None,
         typer.Option("--quantiles", help="Quantiles for --loss quantile, e.g. 0.1,0.5,0.9."),
@@ -340,7 +258,7 @@ def train_forecast(
         "missing": missing,
     }
     frame = read_frame(data, spec)
-    series = frame_to_series(frame)
+    series = frame.to_series()
     tr, va, te = split_bounds(frame, split, split_dates, ett_split)
     fc = Forecaster(progress=progress, threads=threads, **opts)
     fc.meta = {
@@ -485,7 +403,7 @@ def evaluate(
         )
     spec["missing"] = missing
     frame = read_frame(data, spec)
-    series = frame_to_series(frame)
+    series = frame.to_series()
     sp = fc.meta["split"]
     hs = parse_horizons(horizons) or [fc.config.horizon]
     if fc.config.strategy == "direct" and any(h != fc.config.horizon for h in hs):
@@ -533,158 +451,6 @@ def predict(model_dir: Path, data: Path, output: Path, **kw) -> int:
     )
 
 
-@app.command("forecast")
-def forecast_cmd(
-    model_dir: Annotated[Path, typer.Argument(help="A forecaster model directory.")],
-    history: Annotated[
-        Path,
-        typer.Option("--history", help="CSV with the history rows (same columns as training)."),
-    ],
-    horizon: Annotated[
-        int,
-        typer.Option("--horizon", help="Steps K to forecast (any K for autoregressive models)."),
-    ],
-    output: Annotated[
-        Path,
-        typer.Option("--output", help="CSV to write: series, timestamp, forecast (+ intervals)."),
-    ],
-    plot: Annotated[
-        Path | None, typer.Option("--plot", help="PNG: history, forecast, intervals.")
-    ] = None,
-    samples: Annotated[
-        int, typer.Option("--samples", help="Sample paths for intervals (probabilistic models).")
-    ] = 0,
-    future_cov: Annotated[
-        Path | None,
-        typer.Option(
-            "--future-covariates",
-            help="CSV with the K future rows of known covariates (not needed for 'auto').",
-        ),
-    ] = None,
-    allow_short_history: Annotated[
-        bool,
-        typer.Option(
-            "--allow-short-history",
-            help="Forecast from a history shorter than the model's lookback (never seen in "
-            "training); refused by default.",
-        ),
-    ] = False,
-    threads: Threads = None,
-    backend: Annotated[
-        str,
-        typer.Option(
-            "--backend",
-            help="torch | onnx (runs DIR/model.onnx + parts, written by `seqshape export DIR`).",
-        ),
-    ] = "torch",
-    max_horizon: MaxHorizon = None,
-    max_samples: MaxSamples = None,
-) -> None:
-    """Forecast the next K steps after the end of each series in --history (each series needs at
-    least the model's lookback rows)."""
-    from .. import limits
-    from ..api.forecaster import Forecaster
-    from ..data import series as S
-    from ..outfiles import atomic_output, check_input, check_output
-    from ..progress import Reporter
-
-    # bounds and paths before any work: K and S cost time and memory in proportion
-    limits.check("--horizon", horizon, "horizon", max_horizon)
-    limits.check("--samples", samples, "samples", max_samples, low=0)
-    check_input(history, "--history")
-    if future_cov is not None:
-        check_input(future_cov, "--future-covariates")
-    check_output(output, "--output")
-    if plot is not None:
-        check_output(plot, "--plot")
-    if backend not in ("torch", "onnx"):
-        raise ConfigError(f"--backend: expected torch or onnx, got {backend!r}")
-    if backend == "onnx" and samples:
-        raise ConfigError("--samples: sample paths need --backend torch")
-    fc = Forecaster.load(model_dir, threads=threads)
-    c = fc.config
-    if c.loss != "mse" and c.strategy == "autoregressive" and horizon > 1 and not samples:
-        typer.echo(
-            "note: the interval columns hold each step's one-step uncertainty around the "
-            "fed-back forecast, so they do not widen with the horizon; --samples S draws sample "
-            "paths whose 10-90% band does",
-            err=True,
-        )
-    runner = None  # the ONNX Runtime forecaster, with --backend onnx
-    if backend == "onnx":
-        from .export import onnx_runner
-
-        runner = onnx_runner(model_dir, "forecaster", threads)
-    spec = dict(fc.meta.get("columns", {}))
-    frame = read_frame(history, spec)
-    rows = []
-    plots = []
-    all_series = frame_to_series(frame)
-    with Reporter(f"forecast K={horizon}", total=len(all_series), unit="series") as reporter:
-        for i, s in enumerate(all_series):
-            if len(s.target) < 1:
-                raise DataError(f"{history}: series {s.name} has no rows")
-            ts = S.future_timestamps(s.timestamps, horizon)
-            fcov = None
-            if fc.config.n_future:
-                if spec.get("future_covariates") == "auto":
-                    fcov, _ = S.calendar_features(ts, freq=fc.meta.get("freq"))
-                elif future_cov is None:
-                    raise DataError(
-                        f"--future-covariates: the model needs the K={horizon} future rows of {spec.get('future_covariates')}"
-                    )
-                else:
-                    fr = read_frame(
-                        future_cov,
-                        {
-                            **spec,
-                            "target": spec["future_covariates"],
-                            "past_covariates": [],
-                            "future_covariates": [],
-                        },
-                    )
-                    fcov = fr.target[min(i, len(fr.target) - 1)][:horizon]
-            idx = fc.series_names.index(s.name) if s.name in fc.series_names else 0
-            if runner is not None:
-                res = runner.forecast(
-                    s, horizon, series_index=idx, future_cov=fcov, allow_short=allow_short_history
-                )
-            else:
-                res = fc.forecast(
-                    s, horizon, series_index=idx, future_cov=fcov, samples=samples,
-                    allow_short=allow_short_history,
-                )  # fmt: skip
-            names = spec["target"]
-            for k in range(horizon):
-                row = {"series": s.name, "timestamp": str(pd.Timestamp(ts[k]))}
-                for j, n in enumerate(names):
-                    row[n] = float(res["point"][k, j])
-                    for q, arr in res.get("quantiles", {}).items():
-                        row[f"{n}_q{q:g}"] = float(arr[k, j])
-                    if "std" in res:
-                        row[f"{n}_std"] = float(res["std"][k, j])
-                    if "samples" in res:
-                        row[f"{n}_p10"] = float(np.quantile(res["samples"][:, k, j], 0.1))
-                        row[f"{n}_p90"] = float(np.quantile(res["samples"][:, k, j], 0.9))
-                rows.append(row)
-            plots.append((s, ts, res))
-            reporter.advance()
-    with atomic_output(output, flag="--output") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
-    if plot is not None:
-        from ..plots import forecasts_png
-
-        many = len(plots) > 1
-        items = [(s.name if many else None, s.timestamps, s.target, ts, r) for s, ts, r in plots]
-        forecasts_png(items, plot, names=spec["target"])
-        panels = len(plots) * len(spec["target"])
-        if panels > 12:
-            typer.echo(f"--plot: drew the first 12 of {panels} panels ({output} has all)", err=True)
-    typer.echo(json.dumps({"rows": len(rows), "output": str(output)}), err=True)
-
-
 # the demo's forecaster; bench/airpassengers_highway.py measures it with and without the highway
 # (test MSE 0.052 with it, 0.21 without, over 3 seeds)
 DEMO_FORECASTER = dict(
@@ -707,7 +473,7 @@ def demo_air_data():
         "missing": "error",
     }
     frame = read_frame(datasets.path("AirPassengers.csv"), spec)
-    return spec, frame, frame_to_series(frame), ([108], [120], [144])
+    return spec, frame, frame.to_series(), ([108], [120], [144])
 
 
 def demo_forecast(out: Path, *, seed: int = 0, threads=None, progress: bool = True) -> dict:

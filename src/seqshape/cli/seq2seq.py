@@ -1,26 +1,17 @@
-"""`seqshape train seq2seq | tag | generate`, `seqshape translate`, and evaluate/predict for the
-kinds "seq2seq", "tagger" and "generator".
+"""`seqshape train seq2seq`, `seqshape translate`, and evaluate/predict for the kind "seq2seq".
 
-Data files:
-- seq2seq: TSV pairs (``source<TAB>target[<TAB>...]``) or CMUdict (``word PH1 PH2 ...``); the
-  tokenisation chosen at training is saved with the model and reused by evaluate/predict/translate.
-- tag: a per-step long CSV ``sequence_id, step, <features...>, <label | target columns>``.
-- generate: a per-step long CSV ``sequence_id, step, <static columns...>, <target columns>``; the
-  static columns hold the same value on every row of a sequence.
+Data files: TSV pairs (``source<TAB>target[<TAB>...]``) or CMUdict (``word PH1 PH2 ...``); the
+tokenisation chosen at training is saved with the model and reused by evaluate/predict/translate.
+`train tag` lives in cli/tag.py, `train generate` in cli/generate.py.
 """
 
 from __future__ import annotations
 
-import csv
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import ConfigError, DataError
 from . import app, train_app
@@ -42,10 +33,9 @@ from .common import (
     Resume,
     Seed,
     Threads,
-    merge_config,
 )
+from .seqcommon import Beam, Test, Val, _fit_and_save, _options, _write_csv, print_report
 
-RENAMES = {"hidden": "hidden_size", "layers": "num_layers", "embedding": "embedding_size"}
 SEQ2SEQ_KEYS = set(SHARED_KEYS) | {
     "attention",
     "beam",
@@ -61,85 +51,6 @@ SEQ2SEQ_KEYS = set(SHARED_KEYS) | {
     "val_fraction",
     "weight_decay",
 }
-TAG_KEYS = set(SHARED_KEYS) | {
-    "bidirectional",
-    "cell",
-    "dropout",
-    "patience",
-    "val_fraction",
-    "weight_decay",
-}
-GENERATE_KEYS = set(SHARED_KEYS) | {
-    "embedding",
-    "cell",
-    "dropout",
-    "beam",
-    "patience",
-    "val_fraction",
-    "weight_decay",
-}
-
-Val = Annotated[
-    Path | None,
-    typer.Option("--val", help="Validation data for early stopping (default: 10% of --train)."),
-]
-Test = Annotated[
-    Path | None, typer.Option("--test", help="Test data, evaluated once after training.")
-]
-Beam = Annotated[
-    int | None, typer.Option("--beam", help="Beam size for decoding (1 = greedy; tokens only).")
-]
-
-
-def _options(config: Path | None, cli: dict, allowed: set[str]) -> dict:
-    merged = merge_config(config, cli, allowed)
-    if "beam" in merged:
-        merged["beam_size"] = merged.pop("beam")
-    return {RENAMES.get(k, k): v for k, v in merged.items()}
-
-
-def _check_missing(missing: str) -> None:
-    if missing != "error":
-        raise ConfigError(
-            f"--missing: seq2seq, tag and generate data must be complete; expected 'error', "
-            f"got {missing!r}"
-        )
-
-
-def _finish(model, result: dict, out: Path, log: Path) -> None:
-    """Save the model with its results, move the training log in, draw the training curve."""
-    from ..plots import training_curve_png
-
-    model.save(out, extra_metrics={k: v for k, v in result.items() if k != "train"})
-    os.replace(log, out / "train_log.jsonl")
-    if model.train_result and model.train_result.history:
-        training_curve_png(
-            model.train_result.history,
-            out / "training_curve.png",
-            best_epoch=model.train_result.best_epoch,
-        )
-
-
-def _fit_and_save(
-    model, fit_args: tuple, fit_kwargs: dict, out: Path, evaluate, resume: bool, every: int | None
-) -> dict | None:
-    """Fit (checkpointing to OUT.ckpt/, resuming with ``resume``; see cli/training.py), evaluate,
-    save; None on a torchrun rank other than 0 (rank 0 alone evaluates and writes)."""
-    from ..train import distributed
-    from .training import say_resumed, train_run
-
-    with train_run(out, resume=resume, checkpoint_every=every) as run:
-        log = run.log
-        t0 = time.perf_counter()
-        model.fit(*fit_args, **fit_kwargs, **run.fit_kwargs(), log_path=log)
-        if not distributed.is_main():
-            return None
-        result = {"train": model.metrics, "train_seconds": round(time.perf_counter() - t0, 2)}
-        if evaluate is not None:
-            result["test"] = evaluate(model)
-        _finish(model, result, out, log)
-    say_resumed(run, model)
-    return result
 
 
 # -- seq2seq ------------------------------------------------------------------------------------
@@ -420,360 +331,43 @@ def translate(
             reporter.advance(len(chunk))
 
 
-# -- tag ------------------------------------------------------------------------------------------
-def _tag_columns(label: str | None, target: list[str] | None) -> dict:
-    if target and label:
-        raise ConfigError("--label and --target: give --label (classes) or --target (values)")
-    if target:
-        return {"task": "regression", "targets": list(target)}
-    return {"task": "classification", "targets": [label or "label"]}
-
-
-def _read_tag(path: Path, columns: dict, *, require_targets: bool = True):
-    from ..api.tagger import read_step_csv
-
-    return read_step_csv(
-        path,
-        targets=columns["targets"],
-        numeric_targets=columns["task"] == "regression",
-        features=columns.get("features"),
-        require_targets=require_targets,
-    )
-
-
-@train_app.command("tag")
-def train_tag(
-    train: Annotated[Path, typer.Option("--train", help="Per-step long CSV.")],
-    out: Out,
-    label: Annotated[
-        str | None, typer.Option("--label", help="Per-step class column (default: label).")
-    ] = None,
-    target: Annotated[
-        list[str] | None,
-        typer.Option("--target", help="Per-step value column(s) for regression; repeatable."),
-    ] = None,
-    val: Val = None,
-    test: Test = None,
-    bidirectional: Annotated[
-        bool | None,
-        typer.Option("--bidirectional/--unidirectional", help="Bidirectional encoder (D=2)."),
-    ] = None,
-    epochs: Epochs = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
-    seed: Seed = None,
-    hidden: Hidden = None,
-    layers: Layers = None,
-    cell: Cell = None,
-    dropout: Dropout = None,
-    missing: Annotated[str, typer.Option("--missing", help="Only 'error' here.")] = "error",
-    config: ConfigFile = None,
-    threads: Threads = None,
-    progress: Progress = True,
-    resume: Resume = False,
-    checkpoint_every: CheckpointEvery = None,
-) -> None:
-    """Train an aligned tagger: (T, F) sequences -> one label or value vector per step."""
-    from ..api.tagger import SequenceTagger
-
-    _check_missing(missing)
-    opts = _options(
-        config,
-        dict(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            hidden=hidden,
-            layers=layers,
-            bidirectional=bidirectional,
-            cell=cell,
-            dropout=dropout,
-        ),
-        TAG_KEYS,
-    )
-    columns = _tag_columns(label, target)
-    data = _read_tag(train, columns)
-    if not data.feature_names:
-        raise DataError(f"{train} line 1: expected at least one feature column besides the targets")
-    columns["features"] = data.feature_names
-    val_data = _read_tag(val, columns) if val else None
-    test_data = _read_tag(test, columns) if test else None
-    model = SequenceTagger(task=columns["task"], progress=progress, threads=threads, **opts)
-    model.columns = columns
-    result = _fit_and_save(
-        model,
-        (data.features, data.targets),
-        {
-            "X_val": val_data.features if val_data else None,
-            "Y_val": val_data.targets if val_data else None,
-        },
-        out,
-        (lambda m: m.evaluate(test_data.features, test_data.targets)) if test_data else None,
-        resume,
-        checkpoint_every,
-    )
-    if result is None:  # torchrun, rank > 0
-        return
-    if "test" in result:
-        print_report(
-            {**result["test"], "kind": "tagger", "task": columns["task"], "data": str(test)}
-        )
-    typer.echo(f"model written to {out}", err=True)
-
-
-# -- generate -----------------------------------------------------------------------------------
-def _read_generate(path: Path, columns: dict, *, require_targets: bool = True):
-    from ..api.tagger import read_step_csv
-
-    table = read_step_csv(
-        path,
-        targets=columns["targets"],
-        numeric_targets=not columns["tokens"],
-        static=columns["static"],
-        features=[],
-        require_targets=require_targets,
-    )
-    targets = table.targets
-    if targets is not None and columns["tokens"]:
-        targets = [list(t) for t in targets]
-    return table, targets
-
-
-@train_app.command("generate")
-def train_generate(
-    train: Annotated[Path, typer.Option("--train", help="Per-step long CSV.")],
-    out: Out,
-    static: Annotated[
-        list[str], typer.Option("--static", help="Static input column(s) F; repeatable.")
-    ],
-    target: Annotated[
-        list[str], typer.Option("--target", help="Per-step output column(s) O; repeatable.")
-    ],
-    tokens: Annotated[
-        bool, typer.Option("--tokens", help="The (single) target column holds tokens.")
-    ] = False,
-    val: Val = None,
-    test: Test = None,
-    embedding: Annotated[
-        int | None, typer.Option("--embedding", help="Token embedding size E.")
-    ] = None,
-    beam: Beam = None,
-    epochs: Epochs = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
-    seed: Seed = None,
-    hidden: Hidden = None,
-    layers: Layers = None,
-    cell: Cell = None,
-    dropout: Dropout = None,
-    missing: Annotated[str, typer.Option("--missing", help="Only 'error' here.")] = "error",
-    config: ConfigFile = None,
-    threads: Threads = None,
-    progress: Progress = True,
-    resume: Resume = False,
-    checkpoint_every: CheckpointEvery = None,
-) -> None:
-    """Train a one-to-many generator: a static vector (F) -> a sequence (U, O) or tokens."""
-    from ..api.generator import SequenceGenerator
-
-    _check_missing(missing)
-    if tokens and len(target) != 1:
-        raise ConfigError(f"--tokens: expected one --target column, got {len(target)}")
-    opts = _options(
-        config,
-        dict(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            hidden=hidden,
-            layers=layers,
-            embedding=embedding,
-            cell=cell,
-            dropout=dropout,
-            beam=beam,
-        ),
-        GENERATE_KEYS,
-    )
-    columns = {"static": list(static), "targets": list(target), "tokens": tokens}
-    table, targets = _read_generate(train, columns)
-    val_table, val_targets = _read_generate(val, columns) if val else (None, None)
-    test_table, test_targets = _read_generate(test, columns) if test else (None, None)
-    model = SequenceGenerator(progress=progress, threads=threads, **opts)
-    model.columns = columns
-    result = _fit_and_save(
-        model,
-        (table.static, targets),
-        {"V_val": val_table.static if val_table else None, "Y_val": val_targets},
-        out,
-        (lambda m: m.evaluate(test_table.static, test_targets)) if test_table else None,
-        resume,
-        checkpoint_every,
-    )
-    if result is None:  # torchrun, rank > 0
-        return
-    if "test" in result:
-        print_report({**result["test"], "kind": "generator", "data": str(test)})
-    typer.echo(f"model written to {out}", err=True)
-
-
-# -- evaluate / predict for the three kinds ------------------------------------------------------
+# -- evaluate / predict ---------------------------------------------------------------------------
 def evaluate(
     model_dir: Path, data: Path, *, missing: str = "error", threads=None, beam: int | None = None
 ) -> dict:
-    from ..artifacts import model_kind
+    """The `evaluate` command for kind "seq2seq": metrics of MODEL_DIR on DATA."""
+    from ..api.seq2seq import Seq2Seq
 
-    kind = model_kind(model_dir)
-    if kind == "seq2seq":
-        from ..api.seq2seq import Seq2Seq
-
-        model = Seq2Seq.load(model_dir, threads=threads)
-        if not model.text_options:
-            raise ConfigError(f"{model_dir}: trained from Python on arrays; evaluate it there")
-        result = model.evaluate(_read_pairs(data, model.text_options), beam_size=beam)
-    elif kind == "tagger":
-        from ..api.tagger import SequenceTagger
-
-        _check_missing(missing)
-        model = SequenceTagger.load(model_dir, threads=threads)
-        _need_columns(model, model_dir)
-        table = _read_tag(data, model.columns)
-        result = model.evaluate(table.features, table.targets)
-        result["task"] = model.task
-    elif kind == "generator":
-        from ..api.generator import SequenceGenerator
-
-        _check_missing(missing)
-        model = SequenceGenerator.load(model_dir, threads=threads)
-        _need_columns(model, model_dir)
-        table, targets = _read_generate(data, model.columns)
-        result = model.evaluate(table.static, targets, beam_size=beam)
-    else:
-        raise ConfigError(f"{model_dir}: kind {kind!r} is not handled by seqshape.cli.seq2seq")
-    return {**result, "kind": kind, "model": str(model_dir), "data": str(data)}
-
-
-def _need_columns(model, model_dir: Path) -> None:
-    if not model.columns:
-        raise ConfigError(f"{model_dir}: trained from Python without column names; use the API")
-
-
-def print_report(result: dict) -> None:
-    console = Console()
-    kind = result.get("kind", "seq2seq")
-    table = Table(title=f"{kind}: {result.get('data', '')}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    rows = [
-        ("exact_match", "exact match"),
-        ("wer", "WER (1 - exact match)"),
-        ("token_error_rate", "token error rate (PER for G2P)"),
-        ("bleu", "BLEU (sacrebleu)"),
-        ("accuracy", "accuracy (valid steps)"),
-        ("macro_f1", "macro F1"),
-        ("mae", "MAE"),
-        ("rmse", "RMSE"),
-        ("n", "sequences"),
-        ("n_pairs", "pairs"),
-        ("n_steps", "steps"),
-        ("beam_size", "beam size"),
-    ]
-    for key, name in rows:
-        if key in result:
-            v = result[key]
-            table.add_row(name, f"{v:.4f}" if isinstance(v, float) else str(v))
-    console.print(table)
-
-
-def _write_csv(output: Path, header: list[str], rows) -> int:
-    from ..outfiles import atomic_output
-
-    n = 0
-    with atomic_output(output, flag="--output") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for row in rows:
-            w.writerow(row)
-            n += 1
-    return n
+    model = Seq2Seq.load(model_dir, threads=threads)
+    if not model.text_options:
+        raise ConfigError(f"{model_dir}: trained from Python on arrays; evaluate it there")
+    result = model.evaluate(_read_pairs(data, model.text_options), beam_size=beam)
+    return {**result, "kind": "seq2seq", "model": str(model_dir), "data": str(data)}
 
 
 def predict(
     model_dir: Path, data: Path, output: Path, *, missing: str = "error", threads=None
 ) -> int:
     """Write predictions as CSV; returns the number of sequences predicted."""
-    from ..artifacts import model_kind
+    from ..api.seq2seq import Seq2Seq
 
-    kind = model_kind(model_dir)
-    if kind == "seq2seq":
-        from ..api.seq2seq import Seq2Seq
-
-        model = Seq2Seq.load(model_dir, threads=threads)
-        if not model.text_options:
-            raise ConfigError(f"{model_dir}: trained from Python on arrays; predict there")
-        try:
-            lines = [ln for ln in Path(data).read_text(encoding="utf-8").splitlines() if ln.strip()]
-        except FileNotFoundError:
-            raise DataError(f"{data}: no such file") from None
-        except UnicodeDecodeError as e:
-            raise DataError(f"{data}: not UTF-8 text ({e.reason})") from None
-        sources = [_source_tokens(ln, model.text_options) for ln in lines]
-        if not sources:
-            raise DataError(f"{data}: expected at least one line to predict, got none")
-        preds = model.predict(sources)
-        text = model.text_options
-        rows = (
-            [i, _show_source(s, text), _detokenize(p, text)]
-            for i, (s, p) in enumerate(zip(sources, preds, strict=True), start=1)
-        )
-        _write_csv(output, ["id", "source", "prediction"], rows)
-        return len(sources)
-    _check_missing(missing)
-    if kind == "tagger":
-        from ..api.tagger import SequenceTagger
-
-        model = SequenceTagger.load(model_dir, threads=threads)
-        _need_columns(model, model_dir)
-        table = _read_tag(data, model.columns, require_targets=False)
-        if model.task == "classification":
-            proba = model.predict_proba(table.features)
-            header = ["sequence_id", "step", "predicted"] + [f"p_{c}" for c in model.classes_]
-            rows = (
-                [sid, t, model.classes_[int(p[t].argmax())]] + [f"{v:.6f}" for v in p[t]]
-                for sid, p in zip(table.ids, proba, strict=True)
-                for t in range(len(p))
-            )
-        else:
-            values = model.predict(table.features)
-            header = ["sequence_id", "step"] + model.columns["targets"]
-            rows = (
-                [sid, t] + [f"{v:.6g}" for v in y[t]]
-                for sid, y in zip(table.ids, values, strict=True)
-                for t in range(len(y))
-            )
-        _write_csv(output, header, rows)
-        return len(table.ids)
-    if kind == "generator":
-        from ..api.generator import SequenceGenerator
-
-        model = SequenceGenerator.load(model_dir, threads=threads)
-        _need_columns(model, model_dir)
-        table, _ = _read_generate(data, model.columns, require_targets=False)
-        preds = model.predict(table.static)
-        targets = model.columns["targets"]
-        if model.columns["tokens"]:
-            rows = (
-                [sid, t, tok]
-                for sid, p in zip(table.ids, preds, strict=True)
-                for t, tok in enumerate(p)
-            )
-        else:
-            rows = (
-                [sid, t] + [f"{v:.6g}" for v in p[t]]
-                for sid, p in zip(table.ids, preds, strict=True)
-                for t in range(len(p))
-            )
-        _write_csv(output, ["sequence_id", "step", *targets], rows)
-        return len(table.ids)
-    raise ConfigError(f"{model_dir}: kind {kind!r} is not handled by seqshape.cli.seq2seq")
+    model = Seq2Seq.load(model_dir, threads=threads)
+    if not model.text_options:
+        raise ConfigError(f"{model_dir}: trained from Python on arrays; predict there")
+    try:
+        lines = [ln for ln in Path(data).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        raise DataError(f"{data}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{data}: not UTF-8 text ({e.reason})") from None
+    sources = [_source_tokens(ln, model.text_options) for ln in lines]
+    if not sources:
+        raise DataError(f"{data}: expected at least one line to predict, got none")
+    preds = model.predict(sources)
+    text = model.text_options
+    rows = (
+        [i, _show_source(s, text), _detokenize(p, text)]
+        for i, (s, p) in enumerate(zip(sources, preds, strict=True), start=1)
+    )
+    _write_csv(output, ["id", "source", "prediction"], rows)
+    return len(sources)

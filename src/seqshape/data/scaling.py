@@ -1,4 +1,5 @@
-"""Per-feature standardisation of variable-length sequences.
+"""Per-feature standardisation of variable-length sequences (`StandardScaler`), and of time
+series (`Scaling`: per series or global, fitted on each series' training part only).
 
 The scaler is fitted on the real steps of a list of ``(T_i, F)`` arrays — never on a padded
 batch, whose zero steps would drag the mean towards 0 and shrink the spread. It is saved as plain
@@ -8,13 +9,17 @@ JSON (``to_dict``/``from_dict``) next to the model weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..shapes import check_feature_counts
 from .sequences import check_finite
+
+if TYPE_CHECKING:
+    from .series import SeriesData
 
 
 class StandardScaler:
@@ -134,3 +139,115 @@ def znorm_each(X: Sequence[np.ndarray], *, name: str = "X") -> list[np.ndarray]:
         std[std < 1e-8 * np.maximum(1.0, np.abs(mean))] = np.inf  # constant: (a - mean) / inf = 0
         out.append(((a - mean) / std).astype(np.float32))
     return out
+
+
+# -- time series: one mean and std per series (or one for all), fitted on the training part --
+@dataclass
+class Scaling:
+    """Per-series (or global) mean/std of z = [target, past_cov] and of the known covariates.
+
+    Values are scaled as (x - z_mean) / z_std. Rule "standard": the training part's mean and
+    std. Rule "mean" (count heads): z_mean 0 and z_std = 1 + the training part's mean, counts
+    divided by their level and never centred (DeepAR's scale, Salinas et al., IJF 2020); the
+    JSON keeps the same fields either way. Known covariates are always standardised.
+    """
+
+    z_mean: np.ndarray  # (S, O+Cp)
+    z_std: np.ndarray
+    f_mean: np.ndarray  # (S, Cf)
+    f_std: np.ndarray
+    global_: bool = False
+
+    RULES = ("standard", "mean")
+
+    @classmethod
+    def fit(
+        cls, series: list[SeriesData], ends: list[int], global_: bool, rule: str = "standard"
+    ) -> Scaling:
+        if rule not in cls.RULES:
+            raise ConfigError(f"scaling rule: expected one of {', '.join(cls.RULES)}, got {rule!r}")
+        zs = [s.z[:e] for s, e in zip(series, ends)]
+        fs = [s.future_cov[:e] for s, e in zip(series, ends)]
+        if rule == "mean":
+            from ..errors import DataError
+
+            for s, z in zip(series, zs):
+                bad = np.argwhere(z < 0)
+                if len(bad):
+                    r, col = (int(v) for v in bad[0])
+                    raise DataError(
+                        f"{s.name}: row {r}, column {col}: a count head expects counts >= 0, "
+                        f"got {float(z[r, col]):g}"
+                    )
+        if global_:
+            zs, fs = [np.concatenate(zs)], [np.concatenate(fs)]
+        stat = lambda arrs, f: np.stack([f(a, axis=0) for a in arrs]).astype(np.float32)  # noqa: E731
+        z_std = stat(zs, np.std)
+        f_std = stat(fs, np.std)
+        if rule == "mean":
+            # counts: divided by 1 + their mean, not centred (a rate stays a rate)
+            z_mean = np.zeros_like(z_std)
+            z_std = (1.0 + stat(zs, np.mean)).astype(np.float32)
+        else:
+            z_mean = stat(zs, np.mean)
+        return cls(
+            z_mean=z_mean,
+            z_std=np.where(z_std > 1e-8, z_std, 1.0).astype(np.float32),
+            f_mean=stat(fs, np.mean),
+            f_std=np.where(f_std > 1e-8, f_std, 1.0).astype(np.float32),
+            global_=global_,
+        )
+
+    def row(self, i: int) -> int:
+        return 0 if self.global_ else i
+
+    def apply(
+        self, series: list[SeriesData], rows: list[int] | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each series scaled with its row's statistics (``rows``: which fitted series each one
+        is; default: the i-th is the i-th) -> per series (z (T, O+Cp), f (T, Cf)) float32, what
+        `seqshape.data.windows.gather` reads."""
+        rows = list(range(len(series))) if rows is None else rows
+        out = []
+        for i, s in zip(rows, series):
+            r = self.row(i)
+            z = (s.z - self.z_mean[r]) / self.z_std[r]
+            f = (s.future_cov - self.f_mean[r]) / self.f_std[r]
+            out.append((z.astype(np.float32), f.astype(np.float32)))
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scaling:
+        arr = lambda k: np.asarray(d[k], dtype=np.float32)  # noqa: E731
+        return cls(arr("z_mean"), arr("z_std"), arr("f_mean"), arr("f_std"), bool(d["global_"]))
+
+    @classmethod
+    def loaded(cls, pre: dict, n_fed: int, n_future: int, where) -> Scaling:
+        """A model's preprocessing.json ``scaling``, checked: (S, O+Cp) and (S, Cf) finite means
+        and positive stds, S >= 1 (a damaged one is an ArtifactError naming ``where``)."""
+        from ..errors import ArtifactError
+
+        try:
+            sc = cls.from_dict(pre["scaling"])
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
+            raise ArtifactError(f"{where}: field 'scaling' is damaged ({e})") from None
+        S = sc.z_mean.shape[0] if sc.z_mean.ndim == 2 else 0
+        for name, cols in (("z", n_fed), ("f", n_future)):
+            mean, std = getattr(sc, f"{name}_mean"), getattr(sc, f"{name}_std")
+            if S < 1 or mean.shape != (S, cols) or std.shape != (S, cols):
+                raise ArtifactError(
+                    f"{where}: scaling.{name}_mean/{name}_std: expected shape (S, {cols}) each, "
+                    f"got {mean.shape} and {std.shape}"
+                )
+            if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+                raise ArtifactError(
+                    f"{where}: scaling.{name}_mean/{name}_std: expected finite means and positive stds"
+                )
+        if not isinstance(pre["scaling"].get("global_"), bool):
+            raise ArtifactError(f"{where}: scaling.global_: expected true or false")
+        return sc

@@ -16,14 +16,32 @@ up to ``b - K``, so the count is ``floor((b - K - max(a, N)) / stride) + 1`` (0 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
-from .series import SeriesFrame
+
+
+@dataclass
+class Windows:
+    """Windows as two index arrays: window j reads rows ``[start[j], start[j] + lookback)`` of
+    series ``series[j]`` and forecasts the ``horizon`` rows after them."""
+
+    series: np.ndarray  # (W,) int64
+    start: np.ndarray  # (W,) int64
+    lookback: int
+    horizon: int
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def pairs(self) -> np.ndarray:
+        """(W, 2) int64 ``(series, start)``."""
+        return np.stack([self.series, self.start], axis=1)
 
 
 def _positive(name: str, v: int) -> int:
@@ -76,13 +94,15 @@ def make_windows(
     *,
     series_ids: Sequence[str] | None = None,
     skip_short: bool = False,
-) -> np.ndarray:
-    """(W, 2) int64 ``(series_idx, start)``: every window whose forecast targets lie in the part.
+) -> Windows:
+    """Every window whose forecast targets lie in the part: the one windowing of the library
+    (training, validation, backtests, the baselines' scoring).
 
     ``lengths_or_bounds``: ``(S,)`` series lengths (windows anywhere) or ``(S, 2)`` part bounds
     ``(start, end)``, e.g. ``splits.train`` or ``splits.test``. Windows are ordered by series,
     then by time. A series (or part) too short for one window raises DataError naming it and
-    the steps needed vs available; ``skip_short=True`` skips it instead (DataError if all are).
+    the steps needed vs available; ``skip_short=True`` skips it instead (and gives no windows
+    at all when every part is too short: a validation part may be empty).
     """
     n, k, st = (
         _positive("lookback", lookback),
@@ -94,7 +114,7 @@ def make_windows(
     if series_ids is not None and len(series_ids) != b.shape[0]:
         raise ShapeError(f"series_ids: expected {b.shape[0]} ids, got {len(series_ids)}")
     for i in np.flatnonzero(counts == 0):
-        if skip_short and counts.any():
+        if skip_short:
             continue
         a, e = (int(v) for v in b[i])
         sid = repr(series_ids[i]) if series_ids is not None else f"#{i}"
@@ -114,150 +134,26 @@ def make_windows(
         np.cumsum(counts) - counts, counts
     )
     origins = np.repeat(first, counts) + offsets * st
-    # (W,), (W,) -> (W, 2): (series_idx, start = t0 - N)
-    return np.stack([series, origins - n], axis=1)
+    # start = t0 - N: the first history row
+    return Windows(series, origins - n, n, k)
 
 
-def backtest_windows(
-    bounds: Any,
-    lookback: int,
-    horizon: int,
-    stride: int | None = None,
-    *,
-    series_ids: Sequence[str] | None = None,
-    skip_short: bool = False,
-) -> np.ndarray:
-    """Rolling-origin backtest windows over a part (e.g. ``splits.test``).
+def gather(
+    scaled: Sequence[tuple[np.ndarray, np.ndarray]], win: Windows, idx, k: int | None = None
+):
+    """Windows ``idx`` of ``win`` as tensors: history (B, N, Z), future (B, K, Z) and known
+    covariates (B, N + K, Cf), from ``scaled``: per series, (z (T, Z) = targets and past
+    covariates, f (T, Cf) = known covariates). ``k``: another horizon than the windows'."""
+    import torch
 
-    The same as :func:`make_windows` with ``(S, 2)`` bounds; ``stride`` defaults to the horizon,
-    so the forecasts tile the part without overlap. Use ``stride=1`` for every origin (the
-    Informer/Autoformer protocol scores every origin).
-    """
-    b = np.asarray(bounds)
-    if b.ndim != 2:
-        raise ShapeError(f"bounds: expected (S, 2) (start, end) of the part, got {b.shape}")
-    return make_windows(
-        b,
-        lookback,
-        horizon,
-        horizon if stride is None else stride,
-        series_ids=series_ids,
-        skip_short=skip_short,
-    )
-
-
-@dataclass(frozen=True)
-class WindowBatch:
-    """The arrays of B windows (float32 except the indices).
-
-    history_target (B, N, O), history_past (B, N, Cp), history_future (B, N, Cf),
-    future_target (B, K, O), future_cov (B, K, Cf); series_idx (B,) and origin (B,) (the first
-    forecast step's index in its series) locate each window.
-    """
-
-    series_idx: np.ndarray
-    origin: np.ndarray
-    history_target: np.ndarray
-    history_past: np.ndarray
-    history_future: np.ndarray
-    future_target: np.ndarray
-    future_cov: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.series_idx.shape[0])
-
-    def tensors(self, device: Any = None) -> dict[str, Any]:
-        """The arrays as torch tensors (int64 indices, float32 values), keyed by field name."""
-        import torch
-
-        return {
-            name: torch.as_tensor(getattr(self, name), device=device)
-            for name in self.__dataclass_fields__
-        }
-
-
-class WindowDataset:
-    """Gathers windows of a SeriesFrame into :class:`WindowBatch` arrays, on demand.
-
-    ``windows`` comes from :func:`make_windows`; nothing is copied until :meth:`gather`. Scale
-    the frame first (``SeriesScaler.transform``) if the model wants scaled inputs.
-    """
-
-    def __init__(
-        self, frame: SeriesFrame, windows: np.ndarray, lookback: int, horizon: int
-    ) -> None:
-        self.frame = frame
-        self.lookback = _positive("lookback", lookback)
-        self.horizon = _positive("horizon", horizon)
-        w = np.asarray(windows)
-        if w.ndim != 2 or w.shape[1] != 2 or w.dtype.kind not in "iu":
-            raise ShapeError(
-                f"windows: expected (W, 2) integers (series_idx, start), got {w.shape}"
-            )
-        w = w.astype(np.int64)
-        s = len(frame)
-        if w.size:
-            bad = np.flatnonzero((w[:, 0] < 0) | (w[:, 0] >= s))
-            if bad.size:
-                j = int(bad[0])
-                raise ShapeError(f"windows[{j}]: series index {w[j, 0]} outside 0..{s - 1}")
-            end = w[:, 1] + self.lookback + self.horizon
-            too_far = np.flatnonzero((w[:, 1] < 0) | (end > frame.lengths[w[:, 0]]))
-            if too_far.size:
-                j = int(too_far[0])
-                i = int(w[j, 0])
-                raise DataError(
-                    f"windows[{j}]: series {frame.series_ids[i]!r} has {frame.lengths[i]} steps, "
-                    f"the window needs steps [{w[j, 1]}, {end[j]})"
-                )
-        self.windows = w
-
-    def __len__(self) -> int:
-        return int(self.windows.shape[0])
-
-    def gather(self, indices: Any = None) -> WindowBatch:
-        """The windows at ``indices`` (positions in ``windows``; None: all) as one batch."""
-        w = self.windows if indices is None else self.windows[np.asarray(indices, dtype=np.int64)]
-        n, k = self.lookback, self.horizon
-        f = self.frame
-        b = w.shape[0]
-        o, cp, cf = f.n_targets, f.n_past_cov, f.n_future_cov
-        ht = np.empty((b, n, o), np.float32)
-        hp = np.empty((b, n, cp), np.float32)
-        hf = np.empty((b, n, cf), np.float32)
-        ft = np.empty((b, k, o), np.float32)
-        fc = np.empty((b, k, cf), np.float32)
-        steps = np.arange(n + k, dtype=np.int64)
-        for i in np.unique(w[:, 0]):
-            rows = np.flatnonzero(w[:, 0] == i)
-            # (b_i, 1) + (1, N + K) -> (b_i, N + K): the steps each window reads
-            idx = w[rows, 1][:, None] + steps[None, :]
-            # (T_i, O) -> (b_i, N + K, O), split into history and future
-            tgt = f.target[i][idx]
-            ht[rows], ft[rows] = tgt[:, :n], tgt[:, n:]
-            # (T_i, Cp) -> (b_i, N, Cp): past covariates are seen up to the origin only
-            hp[rows] = f.past_cov[i][idx[:, :n]]
-            # (T_i, Cf) -> (b_i, N + K, Cf): known-ahead covariates on both sides of the origin
-            fut = f.future_cov[i][idx]
-            hf[rows], fc[rows] = fut[:, :n], fut[:, n:]
-        return WindowBatch(
-            series_idx=w[:, 0].copy(),
-            origin=w[:, 1] + n,
-            history_target=ht,
-            history_past=hp,
-            history_future=hf,
-            future_target=ft,
-            future_cov=fc,
-        )
-
-    def batches(
-        self, batch_size: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False
-    ) -> Iterator[WindowBatch]:
-        """Consecutive batches of windows; ``shuffle`` permutes the windows (seeded), not time."""
-        size = _positive("batch_size", batch_size)
-        order = np.arange(len(self))
-        if shuffle:
-            order = np.random.default_rng(seed).permutation(len(self))
-        stop = len(self) - (len(self) % size if drop_last else 0)
-        for lo in range(0, stop, size):
-            yield self.gather(order[lo : lo + size])
+    N = win.lookback
+    K = win.horizon if k is None else k
+    hist, fut, cov = [], [], []
+    for j in idx:
+        z, f = scaled[win.series[j]]
+        s = win.start[j]
+        hist.append(z[s : s + N])
+        fut.append(z[s + N : s + N + K])
+        cov.append(f[s : s + N + K])
+    t = lambda a: torch.from_numpy(np.stack(a))  # noqa: E731
+    return t(hist), t(fut), t(cov)

@@ -74,7 +74,7 @@ def season_from_freq(freq: str | None) -> int | None:
     """
     if freq is None:
         return None
-    from ..data.series import NS, parse_freq
+    from ..data.calendar import NS, parse_freq
 
     n, unit = parse_freq(freq)
     if unit in ("MS", "ME"):

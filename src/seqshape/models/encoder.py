@@ -30,6 +30,7 @@ function with the same weights (~43 µs per step against ~121 µs for a one-step
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -41,6 +42,43 @@ from ..errors import ConfigError, ShapeError
 from ..shapes import check_shape
 
 State = tuple[Tensor, ...]  # LSTM: (h, c); GRU: (h,). Each (L·D, B, H).
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A recurrent cell: its torch module, how many state tensors it carries ((h, c) or (h,)),
+    and its fused one-step function. The one place a cell's facts live: the encoder, the
+    decoders, the ONNX graphs, streams and the server ask `CELLS` rather than the cell's name."""
+
+    name: str
+    module: type[nn.Module]
+    n_states: int
+    # (input (B, F), states tuple of (B, H), *[w_ih, w_hh, b_ih, b_hh]) -> new states tuple
+    step: Callable[..., tuple[Tensor, ...]]
+
+    def hx(self, state: State):
+        """A state tuple as the torch module takes it (a tuple for the LSTM, a tensor for GRU)."""
+        return state if self.n_states > 1 else state[0]
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The state tensors' names, in order: ("h", "c") for the LSTM, ("h",) for the GRU."""
+        return ("h", "c", "s2", "s3")[: self.n_states]
+
+    def as_tuple(self, fin) -> tuple[Tensor, ...]:
+        """What the torch module returns as its final state, as a state tuple."""
+        return tuple(fin) if self.n_states > 1 else (fin,)
+
+
+CELLS: dict[str, Cell] = {
+    "lstm": Cell("lstm", nn.LSTM, 2, lambda x, s, *w: torch.lstm_cell(x, s, *w)),
+    "gru": Cell("gru", nn.GRU, 1, lambda x, s, *w: (torch.gru_cell(x, s[0], *w),)),
+}
+
+
+def n_states(cell: str) -> int:
+    """How many state tensors ``cell`` carries: 2 for the LSTM (h, c), 1 for the GRU (h)."""
+    return CELLS[cell].n_states
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,8 +97,10 @@ class EncoderConfig:
                 raise ConfigError(f"encoder.{name}: expected a positive integer, got {v!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"encoder.dropout: expected a value in [0, 1), got {self.dropout!r}")
-        if self.cell not in ("lstm", "gru"):
-            raise ConfigError(f"encoder.cell: expected 'lstm' or 'gru', got {self.cell!r}")
+        if self.cell not in CELLS:
+            raise ConfigError(
+                f"encoder.cell: expected one of {', '.join(CELLS)}, got {self.cell!r}"
+            )
 
     @property
     def directions(self) -> int:
@@ -107,7 +147,8 @@ class SequenceEncoder(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
-        rnn_cls = nn.LSTM if config.cell == "lstm" else nn.GRU
+        self.cell = CELLS[config.cell]
+        rnn_cls = self.cell.module
         self.layers = nn.ModuleList()
         in_size = config.input_size
         for _ in range(config.num_layers):
@@ -127,7 +168,7 @@ class SequenceEncoder(nn.Module):
         z = torch.zeros(
             c.num_layers * c.directions, batch_size, c.hidden_size, device=device, dtype=dtype
         )
-        return (z, z.clone()) if self.is_lstm else (z,)
+        return (z,) + tuple(z.clone() for _ in range(self.cell.n_states - 1))
 
     def choose_path(self, x: Tensor, lengths: Tensor, need_state: bool) -> str:
         if bool((lengths == x.shape[1]).all()):
@@ -184,7 +225,7 @@ class SequenceEncoder(nn.Module):
                     k = li * cfg.directions + di
                     init = tuple(s[k : k + 1] for s in state)
                 seq = inp if name == "fwd" else reverse_within_length(inp, lengths)
-                out, fin = _run(rnn, seq, lengths, init, path, self.is_lstm)
+                out, fin = _run(rnn, seq, lengths, init, path, self.cell)
                 # (B, T, H): the backward direction's outputs back in time order
                 if name == "bwd":
                     out = reverse_within_length(out, lengths)
@@ -221,37 +262,34 @@ class SequenceEncoder(nn.Module):
         if x_t.dim() != 2 or x_t.shape[1] != self.config.input_size:
             # the full check (and its message) only when something is off: this is a hot path
             check_shape(x_t, "B F", name="x_t", known={"F": self.config.input_size})
-        new_h, new_c = [], []
         inp = x_t
         drop = self.training and self.config.dropout > 0
         last = self.config.num_layers - 1
-        # (L, B, H) -> L x (B, H), once
-        hs = state[0].unbind(0)
-        cs = state[1].unbind(0) if self.is_lstm else None
+        cell_step = self.cell.step
+        # each state tensor (L, B, H) -> L x (B, H), once
+        per_layer = [s.unbind(0) for s in state]
+        new: list[list[Tensor]] = [[] for _ in state]
         for li, layer in enumerate(self.layers):
             # [w_ih, w_hh, b_ih, b_hh]: the layer's own parameters (nn.LSTM keeps this list in
             # step with them, also after .to()/load_state_dict), read without Module.__getattr__
             w = layer["fwd"]._flat_weights
-            if self.is_lstm:
-                h, c = torch.lstm_cell(inp, (hs[li], cs[li]), *w)
-                new_c.append(c)
-            else:
-                h = torch.gru_cell(inp, hs[li], *w)
-            new_h.append(h)
+            out = cell_step(inp, tuple(s[li] for s in per_layer), *w)
+            for j, t in enumerate(out):
+                new[j].append(t)
+            h = out[0]
             inp = self.dropout(h) if drop and li < last else h
-        # L x (B, H) -> (L, B, H)
-        h_n = torch.stack(new_h)
-        return inp, ((h_n, torch.stack(new_c)) if self.is_lstm else (h_n,))
+        # L x (B, H) -> (L, B, H), per state tensor
+        return inp, tuple(torch.stack(n) for n in new)
 
 
 def _run(
-    rnn: nn.Module, x: Tensor, lengths: Tensor, init: State | None, path: str, is_lstm: bool
+    rnn: nn.Module, x: Tensor, lengths: Tensor, init: State | None, path: str, cell: Cell
 ) -> tuple[Tensor, list[Tensor] | None]:
     """Run one unidirectional single-layer rnn; return (B, T, H) outputs and final [h, c] (B, H)."""
-    hx = None if init is None else (init if is_lstm else init[0])
+    hx = None if init is None else cell.hx(init)
     if path == "equal":
         out, fin = rnn(x, hx)
-        return out, _finals(fin, is_lstm)
+        return out, _finals(fin, cell)
     if path == "padded":
         out, _ = rnn(x, hx)  # the final state here is after the padding: never used
         return out, None
@@ -261,17 +299,17 @@ def _run(
         )
         out, fin = rnn(packed, hx)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return out, _finals(fin, is_lstm)
-    return _run_segmented(rnn, x, lengths, init, is_lstm)
+        return out, _finals(fin, cell)
+    return _run_segmented(rnn, x, lengths, init, cell)
 
 
-def _finals(fin, is_lstm: bool) -> list[Tensor]:
-    # (1, B, H) -> (B, H)
-    return [fin[0][0], fin[1][0]] if is_lstm else [fin[0]]
+def _finals(fin, cell: Cell) -> list[Tensor]:
+    # each (1, B, H) -> (B, H)
+    return [t[0] for t in cell.as_tuple(fin)]
 
 
 def _run_segmented(
-    rnn: nn.Module, x: Tensor, lengths: Tensor, init: State | None, is_lstm: bool
+    rnn: nn.Module, x: Tensor, lengths: Tensor, init: State | None, cell: Cell
 ) -> tuple[Tensor, list[Tensor]]:
     B, T, _ = x.shape
     H = rnn.hidden_size
@@ -281,7 +319,7 @@ def _run_segmented(
     ls = lengths.index_select(0, order).tolist()
     if init is None:
         z = x.new_zeros(1, B, H)
-        st = [z, z.clone()] if is_lstm else [z]
+        st = [z] + [z.clone() for _ in range(cell.n_states - 1)]
     else:
         st = [s.index_select(1, order) for s in init]
     distinct = sorted(set(ls))
@@ -293,8 +331,8 @@ def _run_segmented(
         n_next = sum(1 for v in ls if v > length)
         hx = tuple(s[:, :n_active] for s in st)
         # (n_active, length - prev, F) -> (n_active, length - prev, H)
-        out, fin = rnn(xs[:n_active, prev:length], hx if is_lstm else hx[0])
-        fin = list(fin) if is_lstm else [fin]
+        out, fin = rnn(xs[:n_active, prev:length], cell.hx(hx))
+        fin = list(cell.as_tuple(fin))
         if n_active < B:
             out = torch.cat([out, out.new_zeros(B - n_active, length - prev, H)], dim=0)
         segments.append(out)

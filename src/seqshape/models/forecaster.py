@@ -8,8 +8,10 @@ One recurrent core reads the history and then keeps going into the future:
     head        out_t (B, H) -> distribution parameters of z_{t+1} = [y_{t+1}, p_{t+1}] (B, O+Cp, P)
     strategy "autoregressive" (default): the predicted z_{t+1} (mean / median / a sample) is fed back
                 as the next *input of the LSTM* with the carried (h, c): K steps = K cell steps
-                (SequenceEncoder.step, the same weights). Past covariates are forecast too, so they
-                can be fed back; known covariates come from the caller.
+                (`ForecasterNet.step`, the one place of the one-step math, which forecasts,
+                streams, the server, the detector and the ONNX step graph all call). Past
+                covariates are forecast too, so they can be fed back; known covariates come from
+                the caller.
     strategy "direct": one head maps [out_{N-1}, f_{N+1..N+K}] to all K steps at once (K fixed).
 
 Teacher forcing in training runs the same core over [history, true future] in one pass; step-by-step
@@ -26,26 +28,33 @@ with ``window_norm``. `fit_highway` solves it by least squares before training, 
 from the linear autoregression (with the spread or quantiles of its residuals as the distribution
 head's start) and the LSTM learns what it misses.
 
-Heads (``loss``): "mse" (P=1, the point), "gaussian" (mean, std), "student_t" (mean, scale, df),
-"quantile" (one output per quantile, pinball loss). Shapes use the legend: B batch, N lookback,
+Heads (``loss``): objects in `seqshape.models.heads` ("mse", "gaussian", "student_t", "quantile",
+"poisson", "negbin"), each owning its parameters, loss, sampling and scaling rule; a count head's
+highway term joins its rate before the positivity. Shapes use the legend: B batch, N lookback,
 K horizon, O targets, Cp past covariates, Cf known-future covariates, H hidden, L layers.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as Fn
 
 from ..errors import ConfigError, ShapeError
 from ..shapes import check_shape
 from .encoder import EncoderConfig, SequenceEncoder, State
+from .heads import HEADS, Head, head_of
+from .highway_starts import (  # noqa: F401 (re-exported: they were defined here)
+    HIGHWAY_STARTS,
+    HighwayStart,
+    apply_highway_start,
+    fit_highway,
+    highway_starts,
+)
 
-LOSSES = ("mse", "gaussian", "student_t", "quantile")
+LOSSES = tuple(HEADS)  # the heads' names
 STRATEGIES = ("autoregressive", "direct")
 
 
@@ -89,16 +98,14 @@ class ForecasterConfig:
             raise ConfigError(
                 f"strategy: expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
             )
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss: expected one of {', '.join(LOSSES)}, got {self.loss!r}")
         object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
-        if self.loss == "quantile":
-            qs = self.quantiles
-            if not qs or any(not 0 < q < 1 for q in qs) or list(qs) != sorted(set(qs)):
-                raise ConfigError(
-                    f"quantiles: expected increasing values in (0, 1), got {list(qs)}"
-                )
+        head_of(self.loss).check(self.quantiles, self.window_norm)
         self.encoder_config()
+
+    @property
+    def head(self) -> Head:
+        """The head object of ``loss`` (see `seqshape.models.heads`)."""
+        return head_of(self.loss)
 
     @property
     def n_fed(self) -> int:
@@ -112,7 +119,7 @@ class ForecasterConfig:
     @property
     def n_params(self) -> int:
         """Distribution parameters per predicted value (P)."""
-        return {"mse": 1, "gaussian": 2, "student_t": 3, "quantile": len(self.quantiles)}[self.loss]
+        return self.head.n_params(self.quantiles)
 
     def encoder_config(self) -> EncoderConfig:
         return EncoderConfig(
@@ -209,13 +216,12 @@ class ForecasterNet(nn.Module):
 
         With a highway, ``recent`` (B, ..., p, O+Cp) are the last p values of each fed series.
         """
-        p = self._to_params(self.head(out))
         if self.highway is None:
-            return p
+            return self._to_params(self.head(out))
         if recent is None:
             raise ShapeError("recent: this model has a highway; expected (B, p, Z) recent values")
-        # (B, ..., p, Z) -> (B, ..., Z)
-        return self.shift(p, self._highway(recent)[..., 0])
+        # (B, ..., p, Z) -> (B, ..., Z): the highway's term, added to the location
+        return self._to_params(self.head(out), self._highway(recent)[..., 0])
 
     def _highway(self, recent: Tensor) -> Tensor:
         """(B, ..., p, Z) recent values -> (B, ..., Z, W) highway term (W = 1, or K if direct)."""
@@ -246,55 +252,25 @@ class ForecasterNet(nn.Module):
         # (B, p-1, Z) ++ (B, 1, Z) -> (B, p, Z)
         return torch.cat([recent[:, 1:], z.unsqueeze(1)], dim=1)
 
-    def _to_params(self, raw: Tensor) -> Tensor:
+    def _to_params(self, raw: Tensor, level: Tensor | None = None) -> Tensor:
+        """(B, ..., Z·P) head outputs [+ (B, ..., Z) highway term] -> (B, ..., Z, P) parameters
+        (the head's positivity and ordering; the term added to its location)."""
         c = self.config
         # (B, ..., Z·P) -> (B, ..., Z, P)
-        p = raw.view(*raw.shape[:-1], c.n_fed, c.n_params)
-        if c.loss in ("gaussian", "student_t"):
-            scale = Fn.softplus(p[..., 1:2]) + 1e-4
-            rest = [p[..., :1], scale]
-            if c.loss == "student_t":
-                rest.append(Fn.softplus(p[..., 2:3]) + 2.0)  # df > 2: finite variance
-            p = torch.cat(rest, dim=-1)
-        elif c.loss == "quantile":
-            # sorted along P: quantiles never cross
-            p = torch.sort(p, dim=-1).values
-        return p
+        return c.head.to_params(raw.view(*raw.shape[:-1], c.n_fed, c.n_params), level)
 
     def point(self, p: Tensor) -> Tensor:
         """(..., Z, P) parameters -> (..., Z) point forecast (mean, or the median quantile)."""
-        c = self.config
-        if c.loss == "quantile":
-            qs = torch.tensor(c.quantiles)
-            return p[..., int(torch.argmin((qs - 0.5).abs()))]
-        return p[..., 0]
+        return p[..., self.config.head.point_index(self.config.quantiles)]
 
-    def sample(self, p: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """(..., Z, P) -> (..., Z) one draw from the predicted distribution."""
+    def sample(
+        self, p: Tensor, generator: torch.Generator | None = None, scale: Tensor | None = None
+    ) -> Tensor:
+        """(..., Z, P) -> (..., Z) one draw from the predicted distribution. ``scale`` (..., Z):
+        a count head's count scale per value (the scaling's z_std; None: the values are counts),
+        so that it draws whole counts; other heads ignore it."""
         c = self.config
-        if c.loss == "gaussian":
-            eps = torch.randn(p.shape[:-1], generator=generator, dtype=p.dtype)
-            return p[..., 0] + p[..., 1] * eps
-        if c.loss == "student_t":
-            # a t draw is a normal draw scaled by sqrt(df / chi2(df)); chi2 from the global RNG
-            z = torch.randn(p.shape[:-1], generator=generator, dtype=p.dtype)
-            chi2 = torch.distributions.Chi2(p[..., 2]).sample()
-            return p[..., 0] + p[..., 1] * z * torch.sqrt(p[..., 2] / chi2)
-        if c.loss == "quantile":
-            # inverse-CDF draw by linear interpolation between the predicted quantiles
-            u = torch.rand(p.shape[:-1], generator=generator, dtype=p.dtype)
-            qs = torch.tensor(c.quantiles, dtype=p.dtype)
-            idx = (
-                torch.searchsorted(qs, u.reshape(-1).contiguous())
-                .clamp(1, len(qs) - 1)
-                .view(u.shape)
-            )
-            lo_q, hi_q = qs[idx - 1], qs[idx]
-            lo = p.gather(-1, (idx - 1).unsqueeze(-1)).squeeze(-1)
-            hi = p.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
-            w = ((u - lo_q) / (hi_q - lo_q)).clamp(0, 1)
-            return lo + w * (hi - lo)
-        return p[..., 0]
+        return c.head.sample(p, generator, c.quantiles, scale)
 
     # -- training -------------------------------------------------------------------------------
     def forward(
@@ -335,11 +311,7 @@ class ForecasterNet(nn.Module):
 
     def shift(self, params: Tensor, level: Tensor) -> Tensor:
         """(..., Z, P) parameters with (..., Z) ``level`` added to their location."""
-        # (..., Z) -> (..., Z, 1)
-        off = level.unsqueeze(-1)
-        if self.config.loss == "quantile" or self.config.loss == "mse":
-            return params + off
-        return torch.cat([params[..., :1] + off, params[..., 1:]], dim=-1)
+        return self.config.head.shift(params, level)
 
     def _forward(self, history, future, future_cov, sampling_ratio):
         c = self.config
@@ -355,23 +327,15 @@ class ForecasterNet(nn.Module):
             # (B, K, p, Z): the values each of the K predictions sees, for the highway
             recent = self.windows(z, N - 1) if self.highway is not None else None
             return self.params(enc.outputs[:, N - 1 :], recent)
-        enc = self.encoder(
-            self.step_inputs(history, future_cov[:, 1 : N + 1] if c.n_future else None)
-        )
-        state, out = enc.state, enc.outputs[:, -1]
-        recent = self.recent(history) if self.highway is not None else None
-        params = []
-        for k in range(K):
-            p = self.params(out, recent)
-            params.append(p)
-            if k == K - 1:
-                break
+        # scheduled sampling: each step is fed the model's own point with that probability
+        p, state, recent = self.begin(history, future_cov)
+        params = [p]
+        for k in range(K - 1):
             use_pred = torch.rand(history.shape[0], 1) < sampling_ratio
             z_next = torch.where(use_pred, self.point(p).detach(), future[:, k])
-            if recent is not None:
-                recent = self.push(recent, z_next)
             f_next = future_cov[:, N + k + 1] if c.n_future else None
-            out, state = self.encoder.step(self.step_inputs(z_next, f_next), state)
+            p, state, recent = self.step(z_next, f_next, state, recent)
+            params.append(p)
         # K x (B, Z, P) -> (B, K, Z, P)
         return torch.stack(params, dim=1)
 
@@ -390,14 +354,14 @@ class ForecasterNet(nn.Module):
             # (B, K, Cf) -> (B, K·Cf): the known covariates of every future step
             feats.append(future_cov[:, N : N + K].reshape(B, -1))
         raw = self.head(torch.cat(feats, dim=-1))
-        # (B, K·Z·P) -> (B, K, Z·P) -> (B, K, Z, P) via the shared positivity transforms
-        params = self._to_params(raw.view(B, K, c.n_fed * c.n_params))
-        if self.highway is None:
-            return params
         # (B, p, Z) -> (B, Z, K) -> (B, K, Z): the linear map of the last p values to K steps
-        return self.shift(params, self._highway(self.recent(history)).transpose(1, 2))
+        level = None
+        if self.highway is not None:
+            level = self._highway(self.recent(history)).transpose(1, 2)
+        # (B, K·Z·P) -> (B, K, Z·P) -> (B, K, Z, P) via the head's transforms
+        return self._to_params(raw.view(B, K, c.n_fed * c.n_params), level)
 
-    # -- inference ------------------------------------------------------------------------------
+    # -- one step at a time: the only place of the one-step math ---------------------------------
     def encode(self, history: Tensor, future_cov: Tensor | None = None) -> tuple[Tensor, State]:
         """Read the history -> (out (B, H) predicting step N, carried state)."""
         c = self.config
@@ -405,6 +369,61 @@ class ForecasterNet(nn.Module):
         f_next = future_cov[:, 1 : N + 1] if c.n_future else None
         enc = self.encoder(self.step_inputs(history, f_next))
         return enc.outputs[:, -1], enc.state
+
+    def begin(
+        self, history: Tensor, future_cov: Tensor | None = None
+    ) -> tuple[Tensor, State, Tensor | None]:
+        """Read a history (B, N, Z) relative to its window level (``future_cov`` (B, >= N+1, Cf)
+        as in `forecast`) -> (params (B, Z, P) of step N, the carried state, the highway's window
+        (B, p, Z) or None): what `step` continues from."""
+        out, state = self.encode(history, future_cov)
+        recent = self.recent(history) if self.highway is not None else None
+        return self.params(out, recent), state, recent
+
+    def step(
+        self, z: Tensor, f_next: Tensor | None, state: State, recent: Tensor | None = None
+    ) -> tuple[Tensor, State, Tensor | None]:
+        """Feed one value and predict the next: one cell step with the carried state.
+
+        ``z`` (B, Z) the newest value (scaled, relative to the window level); ``f_next`` (B, Cf)
+        the known covariates of the row being predicted (None when Cf = 0); ``state`` the (h[, c])
+        after the previous value; ``recent`` (B, p, Z) the highway's window before ``z`` (None
+        without a highway) -> (params (B, Z, P) of the next value, the new state, the window moved
+        on by ``z``). Forecasts, scheduled sampling, streams, the server, the anomaly detector and
+        the exported ONNX step graph all step through here.
+        """
+        if recent is not None:
+            recent = self.push(recent, z)
+        # (B, Z) ++ (B, Cf) -> (B, Z+Cf) -> (B, H): one cell step per layer, the LSTM's own weights
+        out, state = self.encoder.step(self.step_inputs(z, f_next), state)
+        return self.params(out, recent), state, recent
+
+    def rollout(
+        self,
+        p: Tensor,
+        state: State,
+        recent: Tensor | None,
+        k: int,
+        f_ahead: Tensor | None = None,
+        *,
+        draw: bool = False,
+        generator: torch.Generator | None = None,
+        scale: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``k`` steps from the first one's parameters ``p`` (B, Z, P): each step's point (with
+        ``draw``: a sample, ``scale`` (B, Z) as in `sample`) is fed back through `step` ->
+        (params (B, K, Z, P), the values fed (B, K, Z)). ``f_ahead`` (B, K, Cf): the known
+        covariates of the K rows predicted."""
+        params, values = [], []
+        for j in range(k):
+            params.append(p)
+            z = self.sample(p, generator, scale) if draw else self.point(p)
+            values.append(z)
+            if j < k - 1:
+                f_next = f_ahead[:, j + 1] if self.config.n_future else None
+                p, state, recent = self.step(z, f_next, state, recent)
+        # K x (B, Z, P) -> (B, K, Z, P); K x (B, Z) -> (B, K, Z)
+        return torch.stack(params, dim=1), torch.stack(values, dim=1)
 
     def forecast(
         self,
@@ -414,12 +433,15 @@ class ForecasterNet(nn.Module):
         *,
         samples: int = 0,
         generator: torch.Generator | None = None,
+        scale: Tensor | None = None,
     ) -> Tensor:
         """Forecast ``k`` steps -> (B, K, O+Cp, P) parameters; with ``samples`` > 0 -> (S, B, K, O+Cp)
         sample paths, each step's draw fed back through the LSTM.
 
         ``history`` (B, N, O+Cp) any N >= 1; ``future_cov`` (B, N+K, Cf) when Cf > 0. The
-        autoregressive path costs one encoder pass plus K-1 cell steps.
+        autoregressive path costs one encoder pass plus K-1 cell steps. ``scale`` (B, O+Cp): each
+        window's count scale (its series' z_std row), which a count head needs to draw whole
+        counts (see `sample`); other heads ignore it.
         """
         if not isinstance(k, int) or k < 1:
             raise ShapeError(f"K: expected a horizon >= 1, got {k!r}")
@@ -436,195 +458,24 @@ class ForecasterNet(nn.Module):
             # (B, ...) -> (S·B, ...): every path carries its own state
             history = history.repeat(samples, 1, 1)
             future_cov = future_cov.repeat(samples, 1, 1) if future_cov is not None else None
-        out, state = self.encode(history, future_cov)
-        recent = self.recent(history) if self.highway is not None else None
-        params, draws = [], []
-        for j in range(k):
-            p = self.params(out, recent)
-            params.append(p)
-            z = self.sample(p, generator) if samples else self.point(p)
-            draws.append(z)
-            if j == k - 1:
-                break
-            if recent is not None:
-                recent = self.push(recent, z)
-            f_next = future_cov[:, N + j + 1] if c.n_future else None
-            out, state = self.encoder.step(self.step_inputs(z, f_next), state)
-        if samples:
-            # K x (S·B, Z) -> (S·B, K, Z) -> (S, B, K, Z), back at the window's level
-            return torch.stack(draws, dim=1).view(samples, B, k, c.n_fed) + offset.unsqueeze(0)
-        # K x (B, Z, P) -> (B, K, Z, P)
-        return self.unshift(torch.stack(params, dim=1), offset)
-
-
-@dataclass(frozen=True)
-class HighwayStart:
-    """A linear forecaster the highway can hold, with the LSTM head at zero: ``weight``
-    (Z, width, p) and ``bias`` (Z, width) in the highway's layout, and the head's ``head_bias``
-    (the distribution of its training residuals, see `_residual_head_bias`)."""
-
-    name: str
-    weight: np.ndarray
-    bias: np.ndarray
-    head_bias: np.ndarray
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """(W, p, Z) windows -> (W, width, Z): the map applied relative to each newest value."""
-        x = np.asarray(x, dtype=np.float64)
-        # (W, p, Z) relative to the newest value, through (Z, width, p) -> (W, width, Z)
-        rel = x - x[:, -1:, :]
-        return np.einsum("wpz,zkp->wkz", rel, self.weight) + self.bias.T[None] + x[:, -1:, :]
-
-    def forecast(self, history: np.ndarray, k: int) -> np.ndarray:
-        """(W, N, Z) histories -> (W, k, Z): the baseline alone, as the untrained model forecasts
-        (a one-step map iterated on its own outputs, or the direct map's first k steps)."""
-        p, width = self.weight.shape[2], self.weight.shape[1]
-        # (W, p, Z): the last p values (N >= p, as the config guarantees)
-        recent = np.asarray(history, dtype=np.float64)[:, -p:]
-        if width > 1:
-            return self.predict(recent)[:, :k]
-        steps = []
-        for _ in range(k):
-            # (W, 1, Z): the next value, fed back as the newest of the window
-            nxt = self.predict(recent)
-            steps.append(nxt)
-            recent = np.concatenate([recent[:, 1:], nxt], axis=1)
-        return np.concatenate(steps, axis=1)
-
-
-# the baselines a highway can start from (a seasonal naive needs p >= its season)
-HIGHWAY_STARTS = ("least_squares", "naive", "seasonal_naive")
-
-
-def highway_starts(
-    net: ForecasterNet,
-    series: list,
-    *,
-    season: int = 1,
-    ridges: tuple[float, ...] = (1e-4,),
-    max_windows: int = 200_000,
-    seed: int = 0,
-) -> dict[str, HighwayStart]:
-    """The baselines the highway can start from, each fitted on the training rows.
-
-    ``series``: one (T, O+Cp) array per series (scaled, training rows only). Every start is a
-    linear map of the last p values relative to the newest one (one map per fed column, shared by
-    the series of a global model), so each is *exactly* the untrained model once set with
-    `apply_highway_start`:
-    - "least_squares": the ridge least-squares autoregression (`LinearBaseline` with
-      ``subtract_last``): one step ahead (autoregressive, iterated) or all K at once (direct);
-    - "naive": every step repeats the newest value (weights and bias 0);
-    - "seasonal_naive": step j repeats the value one ``season`` earlier (a one-hot weight), when
-      ``1 < season <= p``.
-    """
-    from .baselines import LinearBaseline
-
-    c = net.config
-    if net.highway is None:
-        raise ConfigError("highway starts: this model has no highway (highway = 0)")
-    p, width = c.highway, net.highway.out_features
-    starts = [(i, s) for i, z in enumerate(series) for s in range(len(z) - p - width + 1)]
-    if not starts:
-        raise ConfigError(
-            f"highway: no training window of {p} + {width} values; lower highway or add data"
+            scale = scale.repeat(samples, 1) if scale is not None else None
+        p, state, recent = self.begin(history, future_cov)
+        f_ahead = future_cov[:, N:] if c.n_future else None
+        params, draws = self.rollout(
+            p, state, recent, k, f_ahead, draw=bool(samples), generator=generator, scale=scale
         )
-    rng = np.random.default_rng(seed)
-    if len(starts) > max_windows:
-        starts = [starts[j] for j in np.sort(rng.choice(len(starts), max_windows, replace=False))]
-    # (W, p, Z) windows and (W, width, Z) what follows each
-    x = np.stack([series[i][s : s + p] for i, s in starts])
-    y = np.stack([series[i][s + p : s + p + width] for i, s in starts])
-    Z = x.shape[2]
-    out: dict[str, HighwayStart] = {}
-
-    def add(name: str, weight: np.ndarray, bias: np.ndarray) -> None:
-        start = HighwayStart(name, weight.astype(np.float32), bias.astype(np.float32), np.zeros(0))
-        resid = y - start.predict(x)
-        out[name] = replace(start, head_bias=_residual_head_bias(c, resid))
-
-    for j, ridge in enumerate(ridges):
-        # one least-squares map per column, each from that column's own past; the first ridge is
-        # "least_squares", the others (a stronger pull towards the naive forecast, for short
-        # series) are named with their ridge
-        ls = [
-            LinearBaseline(p, width, ridge=ridge, subtract_last=True).fit(
-                x[..., z : z + 1], y[..., z : z + 1]
-            )
-            for z in range(Z)
-        ]
-        name = "least_squares" if j == 0 else f"least_squares(ridge={ridge:g})"
-        # LinearBaseline weight (p, W) -> the column's (W, p)
-        add(name, np.stack([b.weight.T for b in ls]), np.stack([b.bias for b in ls]))
-    add("naive", np.zeros((Z, width, p)), np.zeros((Z, width)))
-    if 1 < season <= p:
-        weight = np.zeros((Z, width, p))
-        for j in range(width):
-            # step j repeats y[t0 + j - season * (1 + j // season)], at this place in the window
-            weight[:, j, p + j - season * (1 + j // season)] = 1.0
-        add("seasonal_naive", weight, np.zeros((Z, width)))
-    return out
+        if samples:
+            # (S·B, K, Z) -> (S, B, K, Z), back at the window's level
+            return draws.view(samples, B, k, c.n_fed) + offset.unsqueeze(0)
+        return self.unshift(params, offset)
 
 
-def apply_highway_start(net: ForecasterNet, start: HighwayStart) -> None:
-    """Set the highway to ``start`` and the LSTM head's weights to zero: the model *is* that
-    baseline (with its residuals' spread or quantiles as the head's bias) until training moves it."""
-    with torch.no_grad():
-        net.highway.weight.copy_(torch.from_numpy(start.weight))
-        net.highway.bias.copy_(torch.from_numpy(start.bias))
-        net.head.weight.zero_()
-        net.head.bias.copy_(torch.from_numpy(start.head_bias))
-
-
-def fit_highway(net: ForecasterNet, series: list, *, max_windows: int = 200_000, seed: int = 0):
-    """Start the highway from the least-squares autoregression (see `highway_starts`); the LSTM
-    head's weights at zero, so the untrained model *is* that linear autoregression and training
-    fits the LSTM to what it leaves."""
-    start = highway_starts(net, series, max_windows=max_windows, seed=seed)["least_squares"]
-    apply_highway_start(net, start)
-    return start
-
-
-def _residual_head_bias(c: ForecasterConfig, resid) -> np.ndarray:
-    """The head's bias that makes the start a probabilistic model of the highway's residuals.
-
-    ``resid`` (W, width, Z): what the least-squares fit leaves on its training windows. With the
-    head's weights at zero its bias is the distribution around the highway: nothing for "mse";
-    the residual spread for "gaussian" / "student_t" (so intervals are not an arbitrary softplus(0));
-    the residual quantiles for "quantile" (so the quantiles do not all sit on the highway, an
-    interval of width zero). Returns (width·Z·P,) in the head's (width, Z, P) layout.
-    """
-    width, Z = resid.shape[1], resid.shape[2]
-    bias = np.zeros((width, Z, c.n_params))
-    if c.loss == "quantile":
-        # (Q, width, Z) -> (width, Z, Q)
-        bias[:] = np.moveaxis(np.quantile(resid, c.quantiles, axis=0), 0, -1)
-    elif c.loss in ("gaussian", "student_t"):
-        std = resid.std(axis=0)  # (width, Z)
-        if c.loss == "student_t":
-            df = float(Fn.softplus(torch.zeros(()))) + 2.0  # the df a zero raw output gives
-            std = std * np.sqrt((df - 2.0) / df)  # the t scale with that variance
-        s = np.maximum(std - 1e-4, 1e-6)
-        bias[..., 1] = s + np.log(-np.expm1(-s))  # softplus^-1, stable for large s
-    return bias.reshape(-1).astype(np.float32)
-
-
-def forecast_loss(params: Tensor, target: Tensor, config: ForecasterConfig) -> Tensor:
-    """Mean loss of (B, K, Z, P) parameters against (B, K, Z) true values (scaled units)."""
-    loss = config.loss
-    if loss == "mse":
-        return Fn.mse_loss(params[..., 0], target)
-    if loss == "gaussian":
-        return Fn.gaussian_nll_loss(params[..., 0], target, params[..., 1] ** 2, full=True)
-    if loss == "student_t":
-        loc, scale, df = params[..., 0], params[..., 1], params[..., 2]
-        return -torch.distributions.StudentT(df, loc, scale).log_prob(target).mean()
-    qs = torch.tensor(config.quantiles, dtype=params.dtype)
-    # (B, K, Z, 1) - (B, K, Z, Q) -> pinball loss averaged over everything
-    diff = target.unsqueeze(-1) - params
-    return torch.maximum(qs * diff, (qs - 1) * diff).mean()
-
-
-def gaussian_interval(params: Tensor, level: float) -> tuple[Tensor, Tensor]:
-    """Central interval of a Gaussian head at ``level`` (e.g. 0.8) -> (lower, upper)."""
-    z = math.sqrt(2) * torch.erfinv(torch.tensor(level))
-    return params[..., 0] - z * params[..., 1], params[..., 0] + z * params[..., 1]
+def forecast_loss(
+    params: Tensor, target: Tensor, config: ForecasterConfig, scale: Tensor | None = None
+) -> Tensor:
+    """Mean loss of (B, K, Z, P) parameters against (B, K, Z) true values (scaled units), the
+    head's (`seqshape.models.heads`). ``scale`` (B, Z): each window's count scale (its series'
+    z_std row), with which a count head scores the counts themselves (the exact likelihood);
+    None: the scaled values are scored as counts. Other heads ignore it."""
+    s = None if scale is None else scale.unsqueeze(1)
+    return config.head.loss(params, target, config.quantiles, s)

@@ -23,9 +23,9 @@ from torch import Tensor, nn
 
 from ..data.vocab import BOS_ID, EOS_ID, PAD_ID
 from ..errors import ConfigError, ShapeError
-from ..infer.search import beam_search, greedy_decode
 from ..shapes import check_shape
-from .encoder import EncoderConfig, SequenceEncoder, State
+from .encoder import CELLS, EncoderConfig, SequenceEncoder, State
+from .search import beam_search, greedy_decode
 from .seq2seq import Seq2SeqOutput, shift_right
 
 
@@ -92,7 +92,7 @@ class GeneratorNet(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        n_states = 2 if c.cell == "lstm" else 1
+        n_states = CELLS[c.cell].n_states
         # (F,) -> (n_states · L · H): every layer's initial h (and c)
         self.init = nn.Linear(c.input_size, n_states * c.num_layers * c.hidden_size)
         if c.target_vocab_size:

@@ -23,7 +23,7 @@ S != U, values -> tokens and tokens -> values all go through the same model:
 The decoder's LSTM input does not depend on the attention (Luong-style attention after the LSTM, no
 input feeding), so teacher-forced training is one LSTM pass over the whole target and the step-by-step
 inference path gives the same numbers when fed the same previous outputs (tested <= 1e-5).
-Decoding of tokens uses `seqshape.infer.search` (greedy and batched beam search) through
+Decoding of tokens uses `seqshape.models.search` (greedy and batched beam search) through
 `log_prob_step`, whose state keeps the batch on dim 0.
 """
 
@@ -38,11 +38,11 @@ from torch.nn import functional as Fn
 
 from ..data.vocab import BOS_ID, EOS_ID, PAD_ID
 from ..errors import ConfigError, ShapeError
-from ..infer.search import beam_search, greedy_decode
 from ..shapes import check_shape
 from .attention import KINDS as ATTENTION_KINDS
 from .attention import Attention
 from .encoder import EncoderConfig, SequenceEncoder, State
+from .search import beam_search, greedy_decode
 
 ATTENTIONS = ("none", *ATTENTION_KINDS)
 
@@ -396,7 +396,7 @@ class Seq2SeqNet(nn.Module):
 
     # -- one step at a time -------------------------------------------------------------------
     def initial_step_state(self, memory: Memory) -> dict:
-        """The decoding state with the batch on dim 0 (what `seqshape.infer.search` expects)."""
+        """The decoding state with the batch on dim 0 (what `seqshape.models.search` expects)."""
         state = {
             # (L, B, H_d) -> (B, L, H_d)
             "rnn": tuple(s.transpose(0, 1) for s in memory.state),

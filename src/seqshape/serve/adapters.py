@@ -7,7 +7,7 @@ as JSON in SQLite) with what `observe` returns.
 
     describe()                           -> {"mode", "input", "output", "version", ...}
     predict(sequences)                   -> one {"class", "probabilities"} per sequence  (classifier)
-    forecast(history, k, future_covs, timestamps) -> {"point", intervals...}               (forecaster)
+    forecast(history, k, future_covs, timestamps, series) -> {"point", intervals...} (forecaster)
     detect(values, timestamps, warmup)   -> {"score", "is_anomaly", ...} per row             (detector)
     new_stream(options)                  -> live state
     observe(state, points, timestamps)   -> (new live state, one result per point)
@@ -23,15 +23,17 @@ error there the server restores the stream from its last committed record.
 Forecasters (`ForecasterAdapter`) serve "forecast" and "streams": a stream point is one row
 [targets O, past covariates Cp, known covariates Cu] (+ calendar covariates computed from the
 point's timestamp); its result holds the one-step forecast that was made for it before it arrived,
-the residual, and the forecast of the next point. Detectors (`DetectorAdapter`) serve "detect" and
-"streams": a stream point is one row of O values (+ its timestamp), its result the anomaly score and
-flag that `AnomalyDetector.update` gives.
+the residual, and the forecast of the next point. A forecast request and a stream name their
+series (``series``) when the model scales each of its series on its own. Detectors
+(`DetectorAdapter`) serve "detect" and "streams": a stream point is one row of O values (+ its
+timestamp), its result the anomaly score and flag that `AnomalyDetector.update` gives.
+
+Layout: adapter_base.py holds `ModelAdapter` and the shared helpers (re-exported here);
+forecast_adapter.py the forecasters' adapter; this module the others, the registry and the loaders.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 import os
 import re
@@ -41,237 +43,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__, runtime
+from .. import kinds, runtime
 from ..artifacts import model_kind
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
-from ..shapes import LEGEND, describe
+from ..models.encoder import CELLS
+from ..shapes import describe
+from .adapter_base import (  # noqa: F401 (re-exported: the shared interface and helpers)
+    NEEDS,
+    PACK_MIN,
+    ModelAdapter,
+    NotSupportedError,
+    _as_float32,
+    _legend,
+    _scaled32,
+    model_version,
+    pack_floats,
+    pack_tensors,
+    parse_timestamps,
+    unpack_floats,
+    unpack_tensors,
+)
+from .forecast_adapter import ForecasterAdapter  # noqa: E402, F401 (re-exported)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-NEEDS = {
-    "predict": "a classifier",
-    "forecast": "a forecaster",
-    "detect": "an anomaly detector",
-    "streams": "a streamable model",
-}
 STARTS = ("saved", "fresh")
-
-
-class NotSupportedError(ConfigError):
-    """The model's kind cannot serve this endpoint (HTTP 400)."""
-
-
-def model_version(path: Path) -> str:
-    """A short digest of the config and weights: changes whenever the model does."""
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors", "preprocessing.json"):
-        p = path / name
-        if p.exists():
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def _legend(spec: str) -> dict[str, str]:
-    return {s: LEGEND[s] for s in spec.split() if s in LEGEND}
-
-
-class ModelAdapter:
-    """The server's view of one loaded model; subclasses fill in what their kind can do."""
-
-    kind = "model"
-    mode = "unknown"
-    serves: tuple[str, ...] = ()  # of "predict", "forecast", "detect", "streams"
-    mutates_state = False  # True: observe advances the live state in place
-    stream_timestamps = False  # True: observe needs one timestamp per point
-
-    def __init__(self, name: str, path: Path) -> None:
-        self.name = name
-        self.path = path
-        self.version = model_version(path)
-        self.features = 0  # F: numbers per step / per observed point
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "mode": self.mode,
-            "version": self.version,
-            "seqshape_version": __version__,
-            "streamable": self.stream_unsupported() is None,
-        }
-
-    def _unsupported(self, what: str) -> NotSupportedError:
-        return NotSupportedError(
-            f"model {self.name!r} is a {self.kind}; {what} needs {NEEDS[what]}"
-        )
-
-    def require(self, what: str) -> None:
-        """Raise NotSupportedError unless this model serves ``what`` (an endpoint family)."""
-        if what not in self.serves:
-            raise self._unsupported(what)
-        if what == "streams":
-            reason = self.stream_unsupported()
-            if reason:
-                raise NotSupportedError(reason)
-
-    def predict(self, sequences: list[np.ndarray]) -> list[dict[str, Any]]:
-        raise self._unsupported("predict")
-
-    def forecast(
-        self,
-        history: np.ndarray,
-        k: int,
-        future_covariates: np.ndarray | None,
-        timestamps: list[str] | None = None,
-    ) -> dict[str, Any]:
-        raise self._unsupported("forecast")
-
-    def detect(
-        self, values: np.ndarray, timestamps: list[str] | None, warmup: int
-    ) -> dict[str, Any]:
-        raise self._unsupported("detect")
-
-    # -- streams -------------------------------------------------------------------------------
-    def stream_unsupported(self) -> str | None:
-        """Why this model cannot stream, or None when it can."""
-        return f"model {self.name!r} is a {self.kind}; streams need {NEEDS['streams']}"
-
-    def _no_options(self, options: dict[str, Any] | None) -> None:
-        if options:
-            raise ConfigError(
-                f"{', '.join(sorted(options))}: model {self.name!r} is a {self.kind}; its streams "
-                "take no options (start and warmup are for anomaly detectors)"
-            )
-
-    def new_stream(self, options: dict[str, Any] | None = None) -> Any:
-        raise NotSupportedError(self.stream_unsupported() or "")
-
-    def observe(
-        self, state: Any, points: np.ndarray, timestamps: list[str] | None = None
-    ) -> tuple[Any, list[dict[str, Any]]]:
-        raise NotSupportedError(self.stream_unsupported() or "")
-
-    def dump_state(self, state: Any) -> dict[str, Any]:
-        raise NotSupportedError(self.stream_unsupported() or "")
-
-    def load_state(self, data: dict[str, Any]) -> Any:
-        raise NotSupportedError(self.stream_unsupported() or "")
-
-    def _timestamps(self, timestamps: list[str] | None, n: int) -> np.ndarray | None:
-        """The observe timestamps checked against this model: (P,) datetime64[ns] or None."""
-        if not self.stream_timestamps:
-            if timestamps is not None:
-                raise DataError(
-                    f"timestamps: model {self.name!r} takes no timestamps; leave them out"
-                )
-            return None
-        if timestamps is None:
-            raise DataError(
-                f"timestamps: model {self.name!r} computes calendar covariates from each point's "
-                f"time; give one ISO timestamp per point ({n})"
-            )
-        if len(timestamps) != n:
-            raise ShapeError(f"timestamps: expected {n} (one per point), got {len(timestamps)}")
-        return parse_timestamps(timestamps, "timestamps")
-
-
-def parse_timestamps(timestamps: list[str], where: str) -> np.ndarray:
-    """ISO strings -> (T,) datetime64[ns]; a bad or missing one is a DataError naming its index."""
-    try:
-        ts = np.array(timestamps, dtype="datetime64[ns]")
-    except (ValueError, TypeError, OverflowError):
-        ts = None
-    if ts is None or np.isnat(ts).any():
-        for i, t in enumerate(timestamps):
-            try:
-                ok = not np.isnat(np.datetime64(t, "ns"))
-            except (ValueError, TypeError, OverflowError):
-                ok = False
-            if not ok:
-                raise DataError(
-                    f"{where}[{i}]: expected an ISO date and time such as 2024-05-01T13:00, "
-                    f"got {t[:40]!r}"
-                ) from None
-        raise DataError(f"{where}: expected ISO dates and times such as 2024-05-01T13:00")
-    return ts
-
-
-def pack_tensors(tensors: tuple[torch.Tensor, ...]) -> dict[str, Any]:
-    """Recurrent state -> JSON-safe and bit-exact: float32 little-endian bytes in base64."""
-    # S x (L, 1, H) -> (S, L, 1, H)
-    a = torch.stack(tensors).numpy().astype("<f4", copy=False)
-    return {"shape": list(a.shape), "float32": base64.b64encode(a.tobytes()).decode("ascii")}
-
-
-def unpack_tensors(
-    state: dict[str, Any], shape: tuple[int, ...], where: str
-) -> tuple[torch.Tensor, ...]:
-    """The inverse of `pack_tensors`, checking the shape; raises ConfigError naming ``where``."""
-    try:
-        got = tuple(int(v) for v in state["shape"])
-        raw = base64.b64decode(state["float32"], validate=True)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: stream state is damaged ({e})") from None
-    if got != shape or len(raw) != 4 * int(np.prod(shape)):
-        raise ConfigError(f"{where}: stream state has shape {got}, the model needs {shape}")
-    # bytes -> (S, L, 1, H) float32 (a writable copy) -> S x (L, 1, H)
-    a = torch.from_numpy(np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape))
-    return tuple(a.unbind(0))
-
-
-PACK_MIN = 16  # float lists at least this long are stored as float64 bytes
-
-
-def pack_floats(obj: Any) -> Any:
-    """A JSON tree with its long lists of floats as ``{"f64": base64}``: bit-exact and compact."""
-    if isinstance(obj, dict):
-        return {k: pack_floats(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        if len(obj) >= PACK_MIN and all(type(v) is float for v in obj):
-            raw = np.asarray(obj, dtype="<f8").tobytes()
-            return {"f64": base64.b64encode(raw).decode("ascii")}
-        return [pack_floats(v) for v in obj]
-    return obj
-
-
-def unpack_floats(obj: Any, where: str) -> Any:
-    """The inverse of `pack_floats`; raises ConfigError naming ``where`` when damaged."""
-    if isinstance(obj, dict):
-        if set(obj) == {"f64"}:
-            try:
-                raw = base64.b64decode(obj["f64"], validate=True)
-                return np.frombuffer(raw, dtype="<f8").tolist()
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"{where}: stream state is damaged ({e})") from None
-        return {k: unpack_floats(v, where) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [unpack_floats(v, where) for v in obj]
-    return obj
-
-
-def _as_float32(a: np.ndarray, where: str) -> np.ndarray:
-    """A float64 (T, F) array -> float32, naming the first value float32 cannot hold."""
-    with np.errstate(over="ignore"):
-        b = a.astype(np.float32)
-    if np.isfinite(b).all():
-        return b
-    j, k = (int(v) for v in np.argwhere(~np.isfinite(b))[0])
-    raise DataError(
-        f"{where}[{j}][{k}]: expected a number within float32 range (|x| < 3.4e38), got {a[j, k]:g}"
-    )
-
-
-def _scaled32(points: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None, what: str):
-    """(P, F) float64 -> (P, F) float32 scaled; names the first point out of range."""
-    _as_float32(points, "points")
-    scaled = points if mean is None else (points - mean) / std
-    with np.errstate(over="ignore"):
-        x = scaled.astype(np.float32)
-    if not np.isfinite(x).all():
-        j = int(np.argwhere(~np.isfinite(x))[0][0])
-        raise DataError(f"points[{j}]: out of range once scaled by the model's {what}")
-    return x
 
 
 class ClassifierAdapter(ModelAdapter):
@@ -297,8 +92,7 @@ class ClassifierAdapter(ModelAdapter):
         self.classes = list(self.model.classes_)
         self.labels = [str(c) for c in self.classes]
         self.net = self.model.net
-        self.is_lstm = cfg.cell == "lstm"
-        self.hc_shape = (2 if self.is_lstm else 1, cfg.num_layers, 1, cfg.hidden_size)
+        self.hc_shape = (CELLS[cfg.cell].n_states, cfg.num_layers, 1, cfg.hidden_size)
         scaler = self.model.scaler
         self.mean = None if scaler is None else np.asarray(scaler.mean, dtype=np.float64)
         self.std = None if scaler is None else np.asarray(scaler.std, dtype=np.float64)
@@ -386,341 +180,6 @@ class ClassifierAdapter(ModelAdapter):
         return st, results
 
 
-def _calendar_count(freq: str | None) -> int:
-    """How many calendar columns `calendar_features` makes at ``freq`` (0 without a frequency)."""
-    from ..data.series import calendar_features
-
-    if freq is None:
-        return 0
-    return calendar_features(np.array(["2000-01-01"], dtype="datetime64[ns]"), freq=freq)[0].shape[
-        1
-    ]
-
-
-class ForecasterAdapter(ModelAdapter):
-    """`Forecaster`: a (T, F) history -> K forecast steps with intervals; streams of points.
-
-    One row (of a history or a stream) is [targets O, past covariates Cp, known covariates Cu].
-    Models trained with calendar ("auto") known covariates take their rows without the calendar
-    columns and compute them from ``timestamps``: the history's (forecast) or one per observed
-    point (streams).
-
-    A stream advances the LSTM one cell step per point with the carried (h, c) and answers, per
-    point, the one-step forecast made for it before it arrived, the residual, and the forecast of
-    the next point (null for models with known covariates: it needs the next point's covariates,
-    so the step for point t runs when point t+1 brings them). The window level of window_norm
-    "last"/"mean" models is fixed from the first ``lookback`` points of the stream and kept;
-    until then points are buffered and answered with null forecasts. These answers equal one
-    batch pass over the whole stream (its first ``lookback`` points as the window).
-    """
-
-    kind = "forecaster"
-    mode = "forecast"
-    serves = ("forecast", "streams")
-
-    def __init__(self, name: str, path: Path, *, threads: int | None = None) -> None:
-        from ..api.forecaster import Forecaster
-
-        super().__init__(name, path)
-        self.model = Forecaster.load(path, threads=threads)
-        cfg = self.model.config
-        self.net = self.model.net
-        self.O, self.Cp, self.Cf, self.Z = cfg.n_targets, cfg.n_past, cfg.n_future, cfg.n_fed
-        meta = self.model.meta
-        fut = (meta.get("columns") or {}).get("future_covariates", ())
-        self.auto = fut == "auto" or (isinstance(fut, list | tuple) and "auto" in fut)
-        self.freq = meta.get("freq")
-        # known covariates the client sends as numbers; the calendar ones come from timestamps
-        self.n_calendar = _calendar_count(self.freq) if self.auto else 0
-        self.Cu = self.Cf - self.n_calendar
-        self.features = self.Z + self.Cu
-        self.stream_timestamps = self.auto
-        sc = self.model.scaling
-        self.z_mean, self.z_std = sc.z_mean[0].astype(np.float64), sc.z_std[0].astype(np.float64)
-        self.f_mean, self.f_std = sc.f_mean[0].astype(np.float64), sc.f_std[0].astype(np.float64)
-        # (Z + Cf,): the scaling of one full stream row [z, known covariates]
-        self.row_mean = np.concatenate([self.z_mean, self.f_mean])
-        self.row_std = np.concatenate([self.z_std, self.f_std])
-        # points buffered before the LSTM starts: the window of a window_norm model, else one
-        self.need = cfg.lookback if cfg.window_norm != "none" else 1
-
-    def describe(self) -> dict[str, Any]:
-        cfg = self.model.config
-        d = super().describe()
-        known = {"F": self.features, "O": self.O}
-        d.update(
-            input={"shape": describe("T F", known), "legend": _legend("T F")},
-            output={"shape": describe("K O", known), "legend": _legend("K O")},
-            columns={"targets": self.O, "past_covariates": self.Cp, "known_covariates": self.Cu},
-            calendar_covariates={"count": self.n_calendar, "freq": self.freq}
-            if self.auto
-            else None,
-            lookback=cfg.lookback,
-            horizon=cfg.horizon,
-            strategy=cfg.strategy,
-            loss=cfg.loss,
-            window_norm=cfg.window_norm,
-            quantiles=list(cfg.quantiles) if cfg.loss == "quantile" else None,
-            stream_note=self.stream_unsupported() or self._stream_note(),
-        )
-        return d
-
-    def _stream_note(self) -> str:
-        cfg = self.model.config
-        note = "one cell step per point; results: forecast made before the point, residual, next"
-        if cfg.window_norm != "none":
-            note += (
-                f"; window_norm {cfg.window_norm!r}: the level is fixed from the first "
-                f"{cfg.lookback} points of the stream (null forecasts until then)"
-            )
-        if self.Cf:
-            note += "; 'next' is null: it needs the next point's known covariates"
-        if self.auto:
-            note += (
-                f"; observe needs one timestamp per point ({self.n_calendar} calendar covariates "
-                f"at frequency {self.freq})"
-            )
-        return note
-
-    # -- forecast ------------------------------------------------------------------------------
-    def _calendar(self, timestamps: list[str] | None, t: int, k: int) -> np.ndarray:
-        """(T+K, n_calendar) calendar columns from the history's T (or T+K) timestamps."""
-        from ..data.series import calendar_features, future_timestamps
-
-        if timestamps is None:
-            raise DataError(
-                f"timestamps: model {self.name!r} computes {self.n_calendar} calendar covariates "
-                f"from the history's timestamps; give T={t} (or T+K={t + k}) of them"
-            )
-        if len(timestamps) not in (t, t + k):
-            raise ShapeError(
-                f"timestamps: expected T={t} or T+K={t + k} timestamps, got {len(timestamps)}"
-            )
-        ts = parse_timestamps(timestamps, "timestamps")
-        if len(ts) == t:
-            try:
-                ts = np.concatenate([ts, future_timestamps(ts, k, freq=self.freq)])
-            except OverflowError:
-                raise DataError(
-                    f"timestamps: the K={k} steps after {ts[-1]} leave the representable dates"
-                ) from None
-        return calendar_features(ts, freq=self.freq)[0]
-
-    def forecast(
-        self,
-        history: np.ndarray,
-        k: int,
-        future_covariates: np.ndarray | None,
-        timestamps: list[str] | None = None,
-    ) -> dict[str, Any]:
-        from ..api.forecaster import SeriesData
-
-        T = len(history)
-        if history.shape[1] != self.features:
-            raise ShapeError(
-                f"history: expected F={self.features} numbers per row (targets O={self.O}, past "
-                f"covariates Cp={self.Cp}, known covariates C={self.Cu}), got {history.shape[1]}"
-            )
-        h = _as_float32(history, "history")
-        if self.Cu:
-            if future_covariates is None:
-                raise DataError(
-                    f"future_covariates: model {self.name!r} uses {self.Cu} known covariates; "
-                    f"give their K={k} future rows"
-                )
-            if future_covariates.shape != (k, self.Cu):
-                raise ShapeError(
-                    f"future_covariates: expected (K={k}, C={self.Cu}), got "
-                    f"{future_covariates.shape}"
-                )
-            fut = _as_float32(future_covariates, "future_covariates")
-        elif future_covariates is not None:
-            raise ShapeError(
-                f"future_covariates: model {self.name!r} has no known covariates the client "
-                f"sends; expected none, got {future_covariates.shape[1]} per row"
-            )
-        else:
-            fut = np.zeros((k, 0), np.float32)
-        known = np.concatenate([h[:, self.Z :], fut])
-        if self.auto:
-            # (T+K, Cu) ++ (T+K, calendar) -> (T+K, Cf), in the order the model was trained on
-            known = np.concatenate([known, self._calendar(timestamps, T, k)], axis=1)
-        elif timestamps is not None:
-            raise DataError(
-                f"timestamps: model {self.name!r} has no calendar covariates; leave them out"
-            )
-        series = SeriesData(
-            target=h[:, : self.O],
-            past_cov=h[:, self.O : self.Z],
-            future_cov=known[:T],
-            name="history",
-        )
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = self.model.forecast(series, k, future_cov=known[T:] if self.Cf else None)
-        result: dict[str, Any] = {"point": out["point"]}
-        if "quantiles" in out:
-            result["quantiles"] = {f"{q:g}": v for q, v in out["quantiles"].items()}
-        if "std" in out:
-            result["std"] = out["std"]
-        for key, v in list(result.items()):
-            vals = list(v.values()) if isinstance(v, dict) else [v]
-            if not all(np.isfinite(a).all() for a in vals):
-                raise DataError(
-                    "history: the model's forecast is not finite — values too large for it?"
-                )
-            result[key] = (
-                {q: a.tolist() for q, a in v.items()} if isinstance(v, dict) else v.tolist()
-            )
-        return result
-
-    # -- streams -------------------------------------------------------------------------------
-    def stream_unsupported(self) -> str | None:
-        cfg = self.model.config
-        if cfg.strategy != "autoregressive":
-            return (
-                f"model {self.name!r} cannot stream: strategy {cfg.strategy!r} forecasts a whole "
-                "window at once; streams need strategy 'autoregressive'"
-            )
-        if self.auto and self.freq is None:
-            return (
-                f"model {self.name!r} cannot stream: its calendar covariates need the series' "
-                "frequency, which the model directory does not record"
-            )
-        return None
-
-    def new_stream(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
-        self.require("streams")
-        self._no_options(options)
-        return {"seen": 0, "hc": None, "offset": None, "buffer": [], "recent": None}
-
-    def dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        buf = state["buffer"]
-        return {
-            "seen": state["seen"],
-            "hc": None if state["hc"] is None else pack_tensors(state["hc"]),
-            "offset": None if state["offset"] is None else pack_tensors((state["offset"],)),
-            # n x (W,) -> (1, n, W)
-            "buffer": pack_tensors((torch.stack(buf),)) if buf else None,
-            # (1, p, Z): the highway's last p fed values, at the stream's level
-            "recent": None if state["recent"] is None else pack_tensors((state["recent"],)),
-        }
-
-    def load_state(self, data: dict[str, Any]) -> dict[str, Any]:
-        cfg = self.model.config
-        where = f"model {self.name!r}"
-        try:
-            seen = int(data["seen"])
-            n_buf = 0 if data["buffer"] is None else int(data["buffer"]["shape"][1])
-            encoded = data["hc"] is not None
-            hc_data, off_data = data["hc"], data["offset"]
-            recent_data = data.get("recent")
-            if encoded and cfg.highway and recent_data is None:
-                raise KeyError("recent")
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise ConfigError(f"{where}: stream state is damaged ({e})") from None
-        hc_shape = (2 if cfg.cell == "lstm" else 1, cfg.num_layers, 1, cfg.hidden_size)
-        W = self.Z + self.Cf
-        return {
-            "seen": seen,
-            "hc": unpack_tensors(hc_data, hc_shape, where) if encoded else None,
-            "offset": unpack_tensors(off_data, (1, 1, 1, self.Z), where)[0] if encoded else None,
-            "buffer": list(unpack_tensors(data["buffer"], (1, n_buf, W), where)[0])
-            if n_buf
-            else [],
-            "recent": unpack_tensors(recent_data, (1, 1, cfg.highway, self.Z), where)[0]
-            if encoded and cfg.highway
-            else None,
-        }
-
-    def _unscaled(self, p: torch.Tensor) -> list[float]:
-        """(1, 1, Z, P) parameters at the stream's level -> the O targets' point, original units."""
-        # (1, 1, Z, P) -> (Z,) -> (O,)
-        point = self.net.point(p)[0, 0, : self.O].numpy().astype(np.float64)
-        return (point * self.z_std[: self.O] + self.z_mean[: self.O]).tolist()
-
-    def observe(
-        self, state: dict[str, Any], points: np.ndarray, timestamps: list[str] | None = None
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        from ..data.series import calendar_features
-
-        self.require("streams")
-        ts = self._timestamps(timestamps, len(points))
-        if ts is not None:
-            _as_float32(points, "points")
-            # (P, Z+Cu) ++ (P, calendar) -> (P, Z+Cf): the full rows the model was trained on
-            cal = calendar_features(ts, freq=self.freq)[0].astype(np.float64)
-            points = np.concatenate([points, cal], axis=1)
-        # (P, W) float32 scaled rows: [z (O+Cp), known covariates (Cf)]
-        rows = torch.from_numpy(_scaled32(points, self.row_mean, self.row_std, "scaling"))
-        hc, off, buf = state["hc"], state["offset"], list(state["buffer"])
-        recent = state["recent"]  # (1, p, Z) with a highway: the last p values fed to the LSTM
-        highway = self.net.highway is not None
-        encoded = hc is not None
-        net, Z, results = self.net, self.Z, []
-        with torch.inference_mode():
-            for i in range(len(rows)):
-                row = rows[i]
-                res: dict[str, Any] = {"forecast": None, "residual": None, "next": None}
-                pred = nxt = None
-                pred_recent = None  # the highway window of `pred` when it is not `recent`
-                if not encoded:
-                    buf.append(row)
-                    if len(buf) == self.need + (1 if self.Cf else 0):
-                        # n x (W,) -> (1, n, W): the buffered window, read by one encoder pass
-                        win = torch.stack(buf).unsqueeze(0)
-                        hist = win[:, : self.need, :Z]
-                        # (1, N, Z) -> (1, 1, Z): the level kept for the rest of the stream
-                        off = net.offset(hist)
-                        out, hc = net.encode(hist - off, win[:, :, Z:] if self.Cf else None)
-                        recent = net.recent(hist - off) if highway else None
-                        encoded = True
-                        buf = [row] if self.Cf else []
-                        if self.Cf:
-                            pred = out
-                        else:
-                            nxt = out
-                elif self.Cf:
-                    # (Z,) ++ (Cf,) -> (1, Z+Cf): the pending point with this point's covariates
-                    z_t = (buf[0][:Z] - off[0, 0]).unsqueeze(0)
-                    pred, hc = net.encoder.step(net.step_inputs(z_t, row[Z:][None]), hc)
-                    recent = net.push(recent, z_t) if highway else None
-                    buf = [row]
-                else:
-                    # (L, 1, H) -> (1, H): the top layer's state predicts this point
-                    pred = hc[0][-1]
-                    pred_recent = recent
-                    # (Z,) -> (1, Z): one cell step with this point at the stream's level
-                    z_t = (row[:Z] - off[0, 0]).unsqueeze(0)
-                    nxt, hc = net.encoder.step(z_t, hc)
-                    recent = net.push(recent, z_t) if highway else None
-                if pred is not None:
-                    # (1, H) -> (1, 1, Z, P) at the stream's level; the highway (if any) reads
-                    # the values before this point
-                    before = pred_recent if pred_recent is not None else recent
-                    p_pred = net.params(pred, before)
-                    res["forecast"] = self._unscaled(net.unshift(p_pred[:, None], off))
-                    res["residual"] = [
-                        float(points[i, j]) - res["forecast"][j] for j in range(self.O)
-                    ]
-                if nxt is not None:
-                    p_next = net.params(nxt, recent)
-                    res["next"] = self._unscaled(net.unshift(p_next[:, None], off))
-                for key in ("forecast", "next", "residual"):
-                    if res[key] is not None and not all(math.isfinite(v) for v in res[key]):
-                        raise DataError(
-                            f"points[{i}]: the model's forecast is not finite — values too large?"
-                        )
-                results.append(res)
-        new_state = {
-            "seen": state["seen"] + len(rows),
-            "hc": hc,
-            "offset": off,
-            "buffer": buf,
-            "recent": recent,
-        }
-        return new_state, results
-
-
 class DetectorAdapter(ModelAdapter):
     """`AnomalyDetector`: a (T, O) series -> a score and a flag per row; streams of points.
 
@@ -761,7 +220,7 @@ class DetectorAdapter(ModelAdapter):
             output={
                 "shape": "(T,)",
                 "fields": ["score", "is_anomaly", "prediction", "error"]
-                + (["std"] if cfg.head == "gaussian" else []),
+                + (["std"] if cfg.has_std else []),
             },
             timestamps=cfg.calendar,
             score=cfg.score,
@@ -879,13 +338,6 @@ class DetectorAdapter(ModelAdapter):
         return state, results
 
 
-ADAPTERS: dict[str, type[ModelAdapter]] = {
-    "classifier": ClassifierAdapter,
-    "forecaster": ForecasterAdapter,
-    "detector": DetectorAdapter,
-}
-
-
 def parse_model_spec(spec: str) -> tuple[str, Path]:
     """``DIR`` -> (DIR's last path component, DIR); ``NAME=DIR`` -> (NAME, DIR)."""
     name = None
@@ -908,11 +360,7 @@ def load_adapter(name: str, path: Path, *, threads: int | None = None) -> ModelA
     if not path.is_dir():
         raise ArtifactError(f"{path}: not a model directory")
     kind = model_kind(path)
-    cls = ADAPTERS.get(kind)
-    if cls is None:
-        raise ConfigError(
-            f"{path}: model kind {kind!r} cannot be served yet (servable: {', '.join(ADAPTERS)})"
-        )
+    cls = kinds.resolve(kind, "adapter", where=str(path), what="the server")
     return cls(name, path, threads=threads)
 
 

@@ -31,313 +31,55 @@ Stream work runs on the event loop without awaiting between reading and writing 
 observes of one stream never interleave, and without a hop to a worker thread (one point is a few
 tens of microseconds of work; a hop costs more).
 
-The observe route has a fast path in the outer ASGI layer (`_Gate`): a body that is plainly valid
-(a JSON object with an integer seq in range and rows of finite numbers within the limits) goes
-straight to `Server.observe`, the function the FastAPI route calls too; anything else falls
-through to the FastAPI route, whose pydantic validation gives the error. Both paths answer
-byte-identical bodies (tests/serve/test_fuzz.py compares them).
+The observe route has a fast path in the outer ASGI layer (gate.py: `_Gate`, `quick_observe`) that
+answers plainly valid bodies through `Server.observe` without FastAPI, byte-identical to the route.
+The configuration lives in config.py, the request and response schemas in schemas.py.
 """
 
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
-import math
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Match
 
 from .. import __version__
-from ..errors import ConfigError, DataError, SeqshapeError, ShapeError
-from ..limits import MAX_HORIZON
+from ..errors import DataError, SeqshapeError, ShapeError
 from .adapters import ModelAdapter
-from .docs import add_docs, is_public
+from .config import ServeConfig, read_api_key  # noqa: F401  (read_api_key: cli/serve.py's import)
+from .docs import add_docs
+from .gate import OBSERVE_PATH, _Gate, quick_observe
 from .metrics import CONTENT_TYPE, Metrics
-from .store import StreamRecord, StreamStore, default_state_path
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServeConfig:
-    """Limits and stream settings of one server (the `seqshape serve` flags)."""
-
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_batch: int = 256  # sequences per predict
-    max_steps: int = 10_000  # T of one sequence / history
-    max_features: int = 1024  # numbers per step, before the model's own F check
-    max_points: int = 256  # points per observe
-    max_horizon: int = MAX_HORIZON  # K of a forecast (limits.py: the CLI's bound too)
-    max_streams: int = 1000  # open streams
-    idle_timeout: float = 600.0  # seconds without an observe before a stream is closed
-    replay_window: int = 16  # answers kept per stream for repeated seqs
-    state_path: Path = field(default_factory=default_state_path)
-    state_sync: str = "normal"
-    api_key: str | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        for name in (
-            "max_body_bytes",
-            "max_batch",
-            "max_steps",
-            "max_features",
-            "max_points",
-            "max_horizon",
-            "max_streams",
-            "replay_window",
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name}: expected a positive integer, got {v!r}")
-        if not (isinstance(self.idle_timeout, int | float) and self.idle_timeout > 0):
-            raise ConfigError(f"idle_timeout: expected seconds > 0, got {self.idle_timeout!r}")
-        if self.state_sync not in ("normal", "full"):
-            raise ConfigError(f"state_sync: expected 'normal' or 'full', got {self.state_sync!r}")
-        if self.api_key is not None and (
-            not self.api_key or any(c.isspace() for c in self.api_key)
-        ):
-            raise ConfigError("api_key: expected a non-empty key without whitespace")
-
-
-def read_api_key(path: str | Path) -> str:
-    """The key in ``path`` (surrounding whitespace stripped)."""
-    try:
-        key = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"--api-key-file {path}: cannot read it ({e})") from None
-    if not key or any(c.isspace() for c in key):
-        raise ConfigError(
-            f"--api-key-file {path}: expected one key without whitespace, got "
-            + ("an empty file" if not key else "text with spaces or several lines")
-        )
-    return key
-
-
-# -- response schemas (documentation and validation of what the server answers) ----------------
-class ErrorResponse(BaseModel):
-    detail: str
-    error: str | None = None
-    errors: list[dict[str, str]] | None = None
-
-
-class Health(BaseModel):
-    status: str
-
-
-class ModelInfo(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str
-    kind: str
-    mode: str
-    version: str
-    input: dict[str, Any] | None = None
-    output: dict[str, Any] | None = None
-    streamable: bool
-
-
-class ModelList(BaseModel):
-    models: list[ModelInfo]
-
-
-class Prediction(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-    class_: str | int | float = Field(alias="class")
-    probabilities: dict[str, float]
-
-
-class PredictResponse(BaseModel):
-    model: str
-    predictions: list[Prediction]
-
-
-class ForecastResponse(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    model: str
-    point: list[list[float]]
-
-
-class StreamCreated(BaseModel):
-    stream_id: str
-    model: str
-    next_seq: int
-    idle_timeout_s: float
-
-
-class StreamInfo(BaseModel):
-    stream_id: str
-    model: str
-    next_seq: int
-    points: int
-    idle_s: float
-
-
-class DetectResponse(BaseModel):
-    model: str
-    score: list[float] = Field(description="(T,) anomaly scores in [0, 1]")
-    is_anomaly: list[bool] = Field(description="(T,) flags by the detector's threshold")
-    prediction: list[list[float] | None] = Field(
-        description="(T, O) one-step predictions, original units (null: no prediction, row 0)"
-    )
-    error: list[float | None] = Field(description="(T,) prediction errors, scaled units")
-    std: list[list[float] | None] | None = Field(
-        default=None, description="(T, O) predicted std (gaussian head)"
-    )
-
-
-class ObserveResponse(BaseModel):
-    stream_id: str
-    seq: int
-    points: int = Field(description="points observed on this stream so far, this call included")
-    results: list[dict[str, Any]] = Field(description="one result per point, in order")
-
-
-class StreamDeleted(BaseModel):
-    stream_id: str
-    deleted: bool
-    points: int
-
+from .schemas import (
+    ERRORS,
+    DetectResponse,
+    ForecastResponse,
+    Health,
+    ModelInfo,
+    ModelList,
+    ObserveResponse,
+    PredictResponse,
+    StreamCreated,
+    StreamDeleted,
+    StreamInfo,
+    _array,
+    _error,
+    _request_schemas,
+)
+from .store import StreamRecord, StreamStore
 
 log = logging.getLogger("seqshape.serve")
-OBSERVE_PATH = "/v1/streams/{stream_id}/observe"
-ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 409, 413, 422, 429)}
-
-Number = Annotated[float, Strict(), AllowInfNan(False)]
-MAX_SEQ = 2**62
-MAX_TIMESTAMP = 64  # characters of one ISO timestamp
-
-
-def _request_schemas(cfg: ServeConfig) -> tuple[type[BaseModel], ...]:
-    """Request bodies whose list limits come from the configuration (and show in /docs)."""
-    Row = Annotated[list[Number], Field(min_length=1, max_length=cfg.max_features)]
-    Steps = Annotated[list[Row], Field(min_length=1, max_length=cfg.max_steps)]
-    Stamp = Annotated[str, Field(min_length=1, max_length=MAX_TIMESTAMP)]
-
-    class PredictRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        sequences: Annotated[list[Steps], Field(min_length=1, max_length=cfg.max_batch)] = Field(
-            description="(B, T_i, F): one list of steps per sequence, one list of F numbers per step"
-        )
-
-    class ForecastRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        history: Steps = Field(description="(T, F): the observed rows, oldest first")
-        k: Annotated[int, Strict(), Field(ge=1, le=cfg.max_horizon)] = Field(
-            description="K: steps to forecast"
-        )
-        future_covariates: Steps | None = Field(
-            default=None, description="(K, C): known covariates of the K future rows"
-        )
-        timestamps: (
-            Annotated[
-                list[Stamp],
-                Field(min_length=1, max_length=cfg.max_steps + cfg.max_horizon),
-            ]
-            | None
-        ) = Field(
-            default=None,
-            description="ISO times of the T history rows (or of T+K rows), for models whose known "
-            "covariates are calendar features",
-        )
-
-    class DetectRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        values: Steps = Field(description="(T, O): the series' rows, oldest first")
-        timestamps: Annotated[list[Stamp], Field(min_length=1, max_length=cfg.max_steps)] | None = (
-            Field(default=None, description="ISO times of the T rows (detectors using time of day)")
-        )
-        warmup: Annotated[int, Strict(), Field(ge=0, le=cfg.max_steps)] = Field(
-            default=0, description="rows at the start scored 0 and never flagged"
-        )
-
-    class OpenStreamRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        start: Literal["saved", "fresh"] | None = Field(
-            default=None,
-            description="detectors: continue the stream saved with the model (default) or start "
-            "a fresh one",
-        )
-        warmup: Annotated[int, Strict(), Field(ge=0, le=2**62)] | None = Field(
-            default=None, description="detectors, start 'fresh': points scored 0 at the start"
-        )
-
-    class ObserveRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        seq: Annotated[int, Strict(), Field(ge=0, le=MAX_SEQ)] = Field(
-            description="the client's sequence number: 0 for the first observe, then +1 each"
-        )
-        points: Annotated[list[Row], Field(min_length=1, max_length=cfg.max_points)] = Field(
-            description="(P, F): the new points, oldest first"
-        )
-        timestamps: (
-            Annotated[list[Stamp], Field(min_length=1, max_length=cfg.max_points)] | None
-        ) = Field(
-            default=None,
-            description="(P,) ISO times of the points, for models that need them (calendar "
-            "covariates, time of day)",
-        )
-
-    return PredictRequest, ForecastRequest, DetectRequest, OpenStreamRequest, ObserveRequest
-
-
-def _field(loc: tuple) -> str:
-    """("body", "sequences", 0, 3) -> "sequences[0][3]"; ("path", "name") -> "path.name"."""
-    out = "" if loc[:1] == ("body",) else str(loc[0]) if loc else ""
-    for p in loc[1:]:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "body"
-
-
-def _utf8(text: str) -> bool:
-    """Whether ``text`` can be written as UTF-8 (JSON's ``"\\ud800"`` decodes to a lone
-    surrogate, which cannot)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _error(e: dict) -> dict[str, str]:
-    if e.get("type") == "json_invalid":
-        pos = e.get("loc", (None, "?"))[-1]
-        why = (e.get("ctx") or {}).get("error", "decode error")
-        return {"field": "body", "message": f"not valid JSON at character {pos} ({why})"}
-    if e.get("type") == "string_unicode":  # a lone surrogate such as "\ud800", in a value or a key
-        return {
-            "field": _field(tuple(e.get("loc", ()))),
-            "message": "expected text that UTF-8 can encode, got a lone surrogate (\\ud800-\\udfff)",
-        }
-    return {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
-
-
-def _array(rows: list[list[float]] | np.ndarray, features: int | None, where: str) -> np.ndarray:
-    """Nested lists (T, F) -> a float64 array; a wrong or ragged row length names the row."""
-    want = features if features is not None else len(rows[0])
-    if isinstance(rows, np.ndarray) and rows.shape[1] == want:
-        return rows
-    a = None
-    with contextlib.suppress(ValueError):
-        a = np.array(rows, dtype=np.float64)
-    if a is None or a.ndim != 2 or a.shape[1] != want:
-        what = "the model's input size" if features is not None else f"as in {where}[0]"
-        for j, row in enumerate(rows):
-            if len(row) != want:
-                raise ShapeError(
-                    f"{where}[{j}]: expected F={want} features ({what}), got {len(row)}"
-                )
-    return a
 
 
 def _digest(points: np.ndarray, timestamps: list[str] | None) -> str:
@@ -373,227 +115,6 @@ def error_content(exc: Exception, state_path: Path) -> tuple[int, dict, dict[str
             None,
         )
     raise TypeError(f"no HTTP answer for {type(exc).__name__}")
-
-
-_OBSERVE_KEYS = frozenset(("seq", "points", "timestamps"))
-
-
-def quick_observe(body: bytes, cfg: ServeConfig) -> tuple[int, np.ndarray, list[str] | None] | None:
-    """An observe body that is plainly valid -> (seq, (P, F) float64 points, timestamps);
-    None for anything else (the FastAPI route then validates it and names what is wrong).
-
-    Accepts nothing that ObserveRequest refuses: a JSON object with an int (not bool) seq in
-    [0, 2^62], 1..max_points rows of 1..max_features finite int/float numbers (rows of one
-    length), and optionally null or 1..max_points strings of 1..64 characters as timestamps.
-    """
-    try:
-        obj = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if type(obj) is not dict or not obj.keys() <= _OBSERVE_KEYS:
-        return None
-    seq, rows, stamps = obj.get("seq"), obj.get("points"), obj.get("timestamps")
-    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
-        return None
-    if type(rows) is not list or not 1 <= len(rows) <= cfg.max_points:
-        return None
-    width = None
-    for row in rows:
-        if type(row) is not list or not 1 <= len(row) <= cfg.max_features:
-            return None
-        if width is None:
-            width = len(row)
-        elif len(row) != width:
-            return None
-        for v in row:
-            t = type(v)
-            if (t is not float and t is not int) or (t is float and not math.isfinite(v)):
-                return None
-    if stamps is not None:
-        if type(stamps) is not list or not 1 <= len(stamps) <= cfg.max_points:
-            return None
-        for t in stamps:
-            if type(t) is not str or not 1 <= len(t) <= MAX_TIMESTAMP:
-                return None
-            if not t.isascii() and not _utf8(t):  # a lone surrogate: the route's 422 names it
-                return None
-    try:
-        points = np.array(rows, dtype=np.float64)
-    except (OverflowError, ValueError):  # an int beyond float range
-        return None
-    if not np.isfinite(points).all():
-        return None
-    return seq, points, stamps
-
-
-def _observe_id(path: str) -> str | None:
-    """ "/v1/streams/ID/observe" -> ID (None for any other path)."""
-    if path.startswith("/v1/streams/") and path.endswith("/observe"):
-        sid = path[12:-8]
-        if sid and "/" not in sid:
-            return sid
-    return None
-
-
-def _is_json(headers) -> bool:
-    for k, v in headers:
-        if k == b"content-type":
-            return v.split(b";", 1)[0].strip().lower() == b"application/json"
-    return False
-
-
-class _Gate:
-    """Pure ASGI middleware: metrics for every request, bearer auth, and the body-size limit."""
-
-    def __init__(self, app, *, server: "Server") -> None:
-        self.app = app
-        self.server = server
-        key = server.config.api_key
-        self.key = None if key is None else key.encode()
-        self.fast = True  # the observe fast path (off: every observe goes through FastAPI)
-
-    async def _send(self, send, status: int, body: bytes, headers=()) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-length", str(len(body)).encode()),
-                    (b"content-type", b"application/json"),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    def _route(self, scope) -> str:
-        """The route template the request matches (its path if only the method differs)."""
-        partial = "unmatched"
-        for route in self.server.fastapi.router.routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return route.path
-            if match == Match.PARTIAL and partial == "unmatched":
-                partial = route.path
-        return partial
-
-    async def _reply(self, send, status: int, detail: str, headers=()) -> None:
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    def _authorized(self, scope) -> bool:
-        for k, v in scope["headers"]:
-            if k == b"authorization":
-                scheme, _, token = v.partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
-        return False
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0 = time.perf_counter()
-        root_path = scope.get("root_path", "")  # a Mount (the docs' assets) changes it in scope
-        status = 0  # no response started yet
-        label = None  # the route template, when known without asking the router
-
-        async def send_status(message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            if (
-                self.key is not None
-                and scope["path"] != "/healthz"
-                and not is_public(scope["method"], scope["path"])  # /docs, its assets, the schema
-                and not self._authorized(scope)
-            ):
-                await self._reply(
-                    send_status,
-                    401,
-                    "Authorization: expected 'Bearer <key>' with this server's API key",
-                    [(b"www-authenticate", b"Bearer")],
-                )
-                return
-            limit = self.server.config.max_body_bytes
-            if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-                body = await self._read_body(scope, receive, send_status, limit)
-                if body is None:
-                    return
-                if scope["method"] == "POST" and self.fast:
-                    sid = _observe_id(scope["path"])
-                    if sid is not None and _is_json(scope["headers"]):
-                        answer = self.server.fast_observe(sid, body)
-                        if answer is not None:
-                            label = OBSERVE_PATH
-                            await self._send(send_status, *answer)
-                            return
-                sent = False
-
-                async def replay():
-                    nonlocal sent
-                    if not sent:
-                        sent = True
-                        return {"type": "http.request", "body": body, "more_body": False}
-                    return await receive()
-
-                await self.app(scope, replay, send_status)
-            else:
-                await self.app(scope, receive, send_status)
-        except BaseException:
-            status = status or 500
-            raise
-        finally:
-            # FastAPI's routes leave themselves in the scope; others (docs, rejected) are matched
-            if label is None:
-                route = scope.get("route")
-                if route is not None:
-                    label = route.path
-                else:
-                    label = self._route({**scope, "root_path": root_path})
-            # no response at all: the client went away first (499, as nginx counts it)
-            self.server.metrics.observe_request(
-                scope["method"], label, status or 499, time.perf_counter() - t0
-            )
-
-    async def _read_body(self, scope, receive, send, limit: int) -> bytes | None:
-        too_big = f"body: expected at most {limit} bytes (--max-body-bytes)"
-        for k, v in scope["headers"]:
-            if k == b"content-length":
-                try:
-                    n = int(v)
-                except ValueError:
-                    await self._reply(send, 400, "Content-Length: expected an integer")
-                    return None
-                if n > limit:
-                    await self._reply(send, 413, f"{too_big}, got {n}")
-                    return None
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await self._reply(send, 413, f"{too_big}, got more")
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
 
 
 class Server:
@@ -953,7 +474,7 @@ class Server:
                 cov = None
                 if body.future_covariates is not None:
                     cov = _array(body.future_covariates, None, "future_covariates")
-                return model.forecast(history, body.k, cov, body.timestamps)
+                return model.forecast(history, body.k, cov, body.timestamps, series=body.series)
 
             return {"model": name, **(await run_in_threadpool(work))}
 

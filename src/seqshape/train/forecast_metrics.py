@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError, ShapeError
+from ..models.forecast_units import distribution_std  # noqa: F401 (re-exported; defined there)
 from ..shapes import check_shape
 
 
@@ -226,15 +227,6 @@ def evaluate_forecasts(
         steps["mase"] = _by_step(scaled)
     out["by_step"] = {k: [float(v) for v in vals] for k, vals in steps.items()}
     return out
-
-
-def distribution_std(loss: str, params: np.ndarray) -> np.ndarray:
-    """(..., P) parameters of a Gaussian or Student-t head -> (...) standard deviations: the
-    Gaussian's second parameter; for the t, scale * sqrt(df / (df - 2)) (the head keeps df > 2)."""
-    if loss == "student_t":
-        df = params[..., 2]
-        return params[..., 1] * np.sqrt(df / (df - 2.0))
-    return params[..., 1]
 
 
 def m4_scores(
