@@ -1,10 +1,11 @@
 """Anomaly detection: the LSTM detector, the NAB corpus and scorer, scores and thresholds.
 
 * :mod:`.detector` — `AnomalyDetector`, forecast-residual scoring on a small forecaster, batch and
-  streaming (imported from there, or as ``seqshape.AnomalyDetector``);
+  streaming (imported from there, or as ``seqshape.AnomalyDetector``); its options in
+  :mod:`.detector_config`, its streaming scorer in :mod:`.detector_stream`;
 * :mod:`.runner` — the NAB runner;
-
-* :mod:`.nab` — read the Numenta Anomaly Benchmark, read/write detector results, score them;
+* :mod:`.nab` — read the Numenta Anomaly Benchmark, read/write detector results, score them
+  (the scoring rule in :mod:`.nab_score`);
 * :mod:`.scoring` — forecast errors -> anomaly scores in [0, 1], batch or streaming;
 * :mod:`.thresholds` — scores or errors -> boolean flags.
 """

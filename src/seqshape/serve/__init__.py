@@ -7,9 +7,10 @@
 Model kinds: classifiers (predict, streams), forecasters (forecast, streams), anomaly detectors
 (detect, streams); docs/serve.md is the user's guide.
 
-app.py: routes, limits, auth, errors; adapters.py: what each model kind serves; store.py: the
-SQLite state file; metrics.py: Prometheus metrics; docs.py: /docs without a CDN; protocol.py:
-header and body read timeouts for uvicorn.
+app.py: routes and errors; gate.py: auth, limits and the observe fast path; schemas.py: request
+and response models; config.py: ServeConfig; adapters.py (+ adapter_base.py, forecast_adapter.py):
+what each model kind serves; store.py: the SQLite state file; metrics.py: Prometheus metrics;
+docs.py: /docs without a CDN; protocol.py: header and body read timeouts for uvicorn.
 """
 
 from .adapters import (
