@@ -42,6 +42,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save_file
 
 from .errors import ArtifactError
+from .outfiles import file_digest as weights_digest
 from .untrusted import MAX_JSON_BYTES, is_int, json_field, parse_json, read_regular_file
 
 FORMAT = "seqshape-model"
@@ -149,15 +150,6 @@ def _umask() -> int:
     from .outfiles import umask
 
     return umask()
-
-
-def weights_digest(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a weights file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:

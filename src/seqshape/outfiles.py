@@ -152,3 +152,15 @@ def atomic_output(
     finally:
         if not done:
             tmp.unlink(missing_ok=True)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB blocks: ties a model directory's config and an
+    exported graph to the weights they came from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

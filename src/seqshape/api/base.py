@@ -22,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -33,6 +34,8 @@ from ..errors import ConfigError
 from ..train.loop import TrainConfig
 
 DEVICES = ("cpu", "cuda", "auto")
+# what every fit passes through to the training loop (train.loop.fit)
+LOOP_OPTIONS = ("log_path", "checkpoint_dir", "checkpoint_every", "resume")
 # the estimator parameters that are TrainConfig's fields of the same name
 TRAIN_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "lr_schedule", "seed")
 
@@ -72,6 +75,7 @@ class Estimator:
     """The base of SequenceClassifier, SequenceTagger, Forecaster, Seq2Seq and SequenceGenerator."""
 
     _estimator_type: ClassVar[str | None] = None
+    _kind: ClassVar[str]  # what config.json records (seqshape.kinds)
 
     # -- parameters ---------------------------------------------------------------------------
     def _store_params(self, values: dict[str, Any]) -> None:
@@ -204,8 +208,70 @@ class Estimator:
         p = next(self.net.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
 
-    def _epoch_callback(self) -> Callable[[dict], Any] | None:
-        return self.callback
+    # -- the scaffolding every estimator shares ---------------------------------------------
+    def _train(
+        self,
+        description: str,
+        batches,
+        n_batches: int,
+        loss_fn,
+        validate,
+        config: TrainConfig,
+        *,
+        data: tuple,
+        resume: bool | None = None,
+        **extra,
+    ):
+        """`train.loop.fit` of ``self.net`` with this fit's loop options (log, checkpoints,
+        resume), device, progress and callback; ``data``: what the run trains and validates on
+        (its digest guards a resume); ``resume``: overrides the fit's."""
+        from ..train.checkpoint import data_digest
+        from ..train.loop import fit
+
+        loop = dict(getattr(self, "_loop", None) or {})
+        log_path = loop.get("log_path")
+        return fit(
+            self.net,
+            train_batches=batches,
+            n_batches=n_batches,
+            loss_fn=loss_fn,
+            validate=validate,
+            config=config,
+            progress=self.progress,
+            log_path=Path(log_path) if log_path else None,
+            description=description,
+            checkpoint_dir=loop.get("checkpoint_dir"),
+            checkpoint_every=loop.get("checkpoint_every"),
+            resume=bool(loop.get("resume")) if resume is None else resume,
+            data_digest=data_digest(*data),
+            device=self.device_,
+            callback=self.callback,
+            **extra,
+        )
+
+    def _save(
+        self, path, preprocessing: dict, extra_metrics: dict | None = None, **metrics
+    ) -> Path:
+        """Write the model directory: config, weights, ``preprocessing``, and metrics.json with
+        the version, the training summary, the training options and ``metrics``."""
+        from .. import __version__
+        from ..artifacts import save_model_dir
+
+        self._check_fitted()
+        return save_model_dir(
+            path,
+            kind=self._kind,
+            config=self.config.to_dict(),
+            state_dict=self.net.state_dict(),
+            preprocessing=preprocessing,
+            metrics={
+                "seqshape_version": __version__,
+                "train": self.metrics,
+                "train_config": self.train_config.to_dict(),
+                **metrics,
+                **(extra_metrics or {}),
+            },
+        )
 
 
 def fitting(fit):
@@ -214,6 +280,8 @@ def fitting(fit):
 
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
+        # the training loop's own options, as every fit takes them (see `Estimator._train`)
+        self._loop = {k: kwargs.get(k) for k in LOOP_OPTIONS}
         with self._fitting() as device:
             self.device_ = device
             return fit(self, *args, **kwargs)

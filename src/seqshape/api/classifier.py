@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
-from ..artifacts import build_net, config_from_dict, load_model_dir, save_model_dir
+from ..artifacts import build_net, config_from_dict, load_model_dir
 from ..batching import BucketBatchSampler, collate
 from ..data.frames import check_layout, is_frame, labels_for, sequences_from_frame, to_ntf
 from ..data.labels import encode_labels, labels_array, unique_labels
@@ -22,8 +21,7 @@ from ..data.sequences import SequenceSet, from_arrays, sorted_labels
 from ..errors import ConfigError, DataError, ShapeError, TrainingError
 from ..models.classifier import ClassifierConfig, ClassifierNet
 from ..shapes import check_feature_counts
-from ..train.checkpoint import data_digest
-from ..train.loop import TrainResult, fit
+from ..train.loop import TrainResult
 from ..train.metrics import classification_report
 from ..untrusted import fits
 from .base import Estimator, fitting, params_from
@@ -95,6 +93,8 @@ class SequenceClassifier(Estimator):
     ``classes_`` (the labels in their own type), ``n_features_in_``, ``net``, ``config``,
     ``metrics``.
     """
+
+    _kind = KIND
 
     _estimator_type = "classifier"
 
@@ -178,7 +178,6 @@ class SequenceClassifier(Estimator):
         ``resume``: continue from it, with the same data and options, to the same weights as an
         uninterrupted run (see train.loop.fit).
         """
-        device = self.device_
         X, y = self._from_frame(X, y)
         train = _as_set(X, y)
         if train.y is None:
@@ -248,22 +247,15 @@ class SequenceClassifier(Estimator):
             torch.manual_seed(tc.seed)
             self.net = ClassifierNet(self.config)
             try:
-                self.train_result = fit(
-                    self.net,
-                    train_batches=batches,
-                    n_batches=len(sampler),
-                    loss_fn=loss_fn,
-                    validate=validate if len(Xva) else None,
-                    config=tc,
-                    progress=self.progress,
-                    log_path=Path(log_path) if log_path else None,
-                    description="classify",
-                    checkpoint_dir=checkpoint_dir,
-                    checkpoint_every=checkpoint_every,
-                    resume=resume and not restarts,
-                    data_digest=data_digest(Xtr, ytr, Xva, yva),
-                    device=device,
-                    callback=self.callback,
+                self.train_result = self._train(
+                    "classify",
+                    batches,
+                    len(sampler),
+                    loss_fn,
+                    validate if len(Xva) else None,
+                    tc,
+                    data=(Xtr, ytr, Xva, yva),
+                    resume=bool(self._loop["resume"]) and not restarts,
                 )
                 break
             except TrainingError as e:
@@ -382,23 +374,14 @@ class SequenceClassifier(Estimator):
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:
-        self._check_fitted()
-        return save_model_dir(
+        return self._save(
             path,
-            kind=KIND,
-            config=self.config.to_dict(),
-            state_dict=self.net.state_dict(),
-            preprocessing={
+            {
                 "classes": self.classes_.tolist(),
                 "scaler": self.scaler.to_dict() if self.scaler is not None else None,
                 "series_norm": self.series_norm_,
             },
-            metrics={
-                "seqshape_version": __version__,
-                "train": self.metrics,
-                "train_config": self.train_config.to_dict(),
-                **(extra_metrics or {}),
-            },
+            extra_metrics,
         )
 
     @classmethod

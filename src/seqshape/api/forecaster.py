@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
-from ..artifacts import build_net, config_from_dict, json_field, load_model_dir, save_model_dir
+from ..artifacts import build_net, config_from_dict, json_field, load_model_dir
 from ..batching import Batch
 from ..data.frames import is_pandas_series_input
 from ..data.scaling import Scaling
@@ -35,8 +34,7 @@ from ..models.forecaster import (
 )
 from ..models.heads import head_of
 from ..shapes import as_float32_2d
-from ..train.checkpoint import data_digest
-from ..train.loop import TrainConfig, TrainResult, fit
+from ..train.loop import TrainConfig, TrainResult
 from .base import Estimator, check_fraction, fitting, params_from
 from .forecast_baselines import BaselineStart
 from .forecast_pandas import PandasIO, as_series_list, common_freq
@@ -71,6 +69,8 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
     training windows an epoch uses), ``global_scaling`` (one scaler for all series instead of one
     each), ``threads``, ``progress``.
     """
+
+    _kind = KIND
 
     def __init__(
         self,
@@ -189,7 +189,6 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit (a resumed run
         needs the same series, split and options, and ends with the same weights).
         """
-        device = self.device_
         self.options_ = self.train_config_ = None
         series, roles = as_series_list(series, past_cov=past_cov, future_cov=future_cov)
         self.meta = {k: v for k, v in self.meta.items() if k != "pandas"}
@@ -277,23 +276,14 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
             mse, mase = self._val_errors(net, scaled, val_w)
             return {"val_mase": mase, "val_mse": mse}
 
-        self.train_result = fit(
-            self.net,
-            train_batches=batches,
-            n_batches=n_batches,
-            loss_fn=loss_fn,
-            validate=validate if len(val_w) else None,
-            config=tc,
-            progress=self.progress,
-            log_path=Path(log_path) if log_path else None,
-            description="forecast",
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            # the scaled series and where training and validation end define the windows
-            data_digest=data_digest(scaled, list(tr), list(va)),
-            device=device,
-            callback=self.callback,
+        self.train_result = self._train(
+            "forecast",
+            batches,
+            n_batches,
+            loss_fn,
+            validate if len(val_w) else None,
+            tc,
+            data=(scaled, list(tr), list(va)),
         )
         self.metrics = self.train_result.summary(
             "val_mase" if len(val_w) else "train_loss",
@@ -523,23 +513,14 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:
-        self._check_fitted()
-        return save_model_dir(
+        return self._save(
             path,
-            kind=KIND,
-            config=self.config.to_dict(),
-            state_dict=self.net.state_dict(),
-            preprocessing={
+            {
                 "scaling": self.scaling.to_dict(),
                 "series_names": self.series_names,
                 "meta": self.meta,
             },
-            metrics={
-                "seqshape_version": __version__,
-                "train": self.metrics,
-                "train_config": self.train_config.to_dict(),
-                **(extra_metrics or {}),
-            },
+            extra_metrics,
         )
 
     @classmethod

@@ -16,15 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
-from ..artifacts import build_net, config_from_dict, json_field, load_model_dir, save_model_dir
+from ..artifacts import build_net, config_from_dict, json_field, load_model_dir
 from ..batching import Batch, BucketBatchSampler
 from ..data.scaling import StandardScaler
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..models.generator import GeneratorConfig, GeneratorNet
 from ..models.seq2seq import sequence_loss
-from ..train.checkpoint import data_digest
-from ..train.loop import TrainResult, fit
+from ..train.loop import TrainResult
 from .base import Estimator, fitting, params_from
 from .sides import Side, split_indices, token_metrics, value_metrics
 
@@ -33,6 +31,8 @@ KIND = "generator"
 
 class SequenceGenerator(Estimator):
     """An LSTM decoder started from a static vector; see the module docstring."""
+
+    _kind = KIND
 
     def __init__(
         self,
@@ -174,22 +174,14 @@ class SequenceGenerator(Estimator):
                 )
             }
 
-        self.train_result = fit(
-            self.net,
-            train_batches=batches,
-            n_batches=len(sampler),
-            loss_fn=loss_fn,
-            validate=validate if len(Yva) else None,
-            config=tc,
-            progress=self.progress,
-            log_path=Path(log_path) if log_path else None,
-            description="generate",
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            data_digest=data_digest(Vtr, Ytr, Vva, Yva),
-            device=device,
-            callback=self.callback,
+        self.train_result = self._train(
+            "generate",
+            batches,
+            len(sampler),
+            loss_fn,
+            validate if len(Yva) else None,
+            tc,
+            data=(Vtr, Ytr, Vva, Yva),
         )
         self.metrics = self.train_result.summary(tc.monitor, n_train=len(Ytr), n_val=len(Yva))
         return self
@@ -263,24 +255,15 @@ class SequenceGenerator(Estimator):
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:
-        self._check_fitted()
-        return save_model_dir(
+        return self._save(
             path,
-            kind=KIND,
-            config=self.config.to_dict(),
-            state_dict=self.net.state_dict(),
-            preprocessing={
+            {
                 "scaler": self.scaler.to_dict() if self.scaler is not None else None,
                 "target": self.target.to_dict(),
                 "beam_size": self.beam_size,
                 "columns": self.columns,
             },
-            metrics={
-                "seqshape_version": __version__,
-                "train": self.metrics,
-                "train_config": self.train_config.to_dict(),
-                **(extra_metrics or {}),
-            },
+            extra_metrics,
         )
 
     @classmethod

@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
-from ..artifacts import build_net, config_from_dict, load_model_dir, save_model_dir
+from ..artifacts import build_net, config_from_dict, load_model_dir
 from ..batching import BucketBatchSampler, collate, pad_sequences
 from ..data.frames import check_layout, is_frame, sequences_from_frame, to_ntf
 from ..data.labels import encode_labels, labels_array, normalize_labels, unique_labels
@@ -31,8 +30,7 @@ from ..data.scaling import StandardScaler
 from ..data.sequences import sorted_labels
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..models.tagger import TASKS, TaggerConfig, TaggerNet, tagger_loss
-from ..train.checkpoint import data_digest
-from ..train.loop import TrainResult, fit
+from ..train.loop import TrainResult
 from ..train.metrics import classification_report
 from .base import Estimator, fitting, params_from
 from .sides import _as_arrays, split_indices, value_metrics
@@ -215,6 +213,8 @@ class SequenceTagger(Estimator):
     step labels in their own type, classification), ``n_features_in_``, ``net``, ``config``.
     """
 
+    _kind = KIND
+
     def __init__(
         self,
         *,
@@ -331,7 +331,6 @@ class SequenceTagger(Estimator):
         ``checkpoint_dir``/``checkpoint_every``/``resume``: as in train.loop.fit (a resumed run
         needs the same data and options, and ends with the same weights).
         """
-        device = self.device_
         self.config = None
         if is_frame(X) and Y is None:
             X, Y, _ = sequences_from_frame(X, name="X", targets="steps")
@@ -412,22 +411,14 @@ class SequenceTagger(Estimator):
             )
             return {"val_loss": loss / n}
 
-        self.train_result = fit(
-            self.net,
-            train_batches=batches,
-            n_batches=len(sampler),
-            loss_fn=loss_fn,
-            validate=validate if Xva else None,
-            config=tc,
-            progress=self.progress,
-            log_path=Path(log_path) if log_path else None,
-            description="tag",
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            data_digest=data_digest(Xtr, Ytr, Xva, Yva),
-            device=device,
-            callback=self.callback,
+        self.train_result = self._train(
+            "tag",
+            batches,
+            len(sampler),
+            loss_fn,
+            validate if Xva else None,
+            tc,
+            data=(Xtr, Ytr, Xva, Yva),
         )
         self.metrics = self.train_result.summary(
             tc.monitor,
@@ -518,13 +509,9 @@ class SequenceTagger(Estimator):
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path, *, extra_metrics: dict | None = None) -> Path:
-        self._check_fitted()
-        return save_model_dir(
+        return self._save(
             path,
-            kind=KIND,
-            config=self.config.to_dict(),
-            state_dict=self.net.state_dict(),
-            preprocessing={
+            {
                 "classes": self.classes_.tolist() if self.task == "classification" else None,
                 "scaler": self.scaler.to_dict() if self.scaler is not None else None,
                 "target_scaler": (
@@ -532,12 +519,7 @@ class SequenceTagger(Estimator):
                 ),
                 "columns": self.columns,
             },
-            metrics={
-                "seqshape_version": __version__,
-                "train": self.metrics,
-                "train_config": self.train_config.to_dict(),
-                **(extra_metrics or {}),
-            },
+            extra_metrics,
         )
 
     @classmethod

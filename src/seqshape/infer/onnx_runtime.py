@@ -30,6 +30,7 @@ import numpy as np
 from ..data.labels import labels_array
 from ..data.scaling import StandardScaler, znorm_each
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
+from ..outfiles import file_digest as weights_digest  # noqa: F401 (re-exported)
 from ..shapes import check_feature_counts
 from .onnx_forecaster import OnnxForecaster  # noqa: F401 (re-exported: it was defined here)
 from .onnx_session import (  # noqa: F401 (re-exported: they were defined here)
@@ -43,7 +44,6 @@ from .onnx_session import (  # noqa: F401 (re-exported: they were defined here)
     _threads,
     open_parts,
     pad_batch,
-    weights_digest,
 )
 
 

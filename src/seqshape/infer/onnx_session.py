@@ -5,7 +5,6 @@ belong together, and the base every runner of `seqshape.infer.onnx_runtime` star
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,15 +17,6 @@ from ..shapes import as_float32_2d
 METADATA_KEY = "seqshape"
 ONNX_FORMAT = "seqshape-onnx"
 ONNX_FORMAT_VERSION = 1
-
-
-def weights_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a weights file: ties an exported graph to the weights it came from."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _threads(threads: int | None) -> int:
