@@ -6,21 +6,34 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from ..data.frames import DS, UID, future_rows, is_pandas_series_input, series_from_pandas
+from ..data.frames import (
+    DS,
+    UID,
+    future_rows,
+    is_pandas_series_input,
+    series_from_pandas,
+    statics_from_pandas,
+)
 from ..data.series import SeriesData, future_timestamps
 from ..errors import ConfigError, DataError
 from ..models.heads import head_of
+from .forecast_static import static_names
 
 
-def as_series_list(series, *, past_cov=None, future_cov=None) -> tuple[list[SeriesData], dict]:
+def as_series_list(
+    series, *, past_cov=None, future_cov=None, static_df=None
+) -> tuple[list[SeriesData], dict]:
     """What ``fit`` accepts -> (list of SeriesData, the column roles when pandas came in).
 
     A SeriesData or a list of them; the SeriesFrame `read_series_csv` returns; a pandas Series
     or DataFrame (a DatetimeIndex, or neuralforecast's long ``unique_id, ds, y`` layout, see
     data/frames.py; ``past_cov``/``future_cov`` name covariate columns); a 1-D or 2-D array (one
-    series, each column a target).
+    series, each column a target). ``static_df``: neuralforecast's static covariates, a
+    DataFrame of ``unique_id`` + one column per static (roles["static"] names them).
     """
     from ..data.series import SeriesFrame
 
@@ -51,11 +64,25 @@ def as_series_list(series, *, past_cov=None, future_cov=None) -> tuple[list[Seri
         raise ConfigError("past_cov/future_cov: column names apply to a pandas DataFrame only")
     if not out:
         raise DataError("series: expected at least one series, got none")
+    if static_df is not None:
+        table, roles["static"] = statics_from_pandas(static_df)
+        out = [with_static_values(s, table) for s in out]
     return out, roles
 
 
+def with_static_values(s: SeriesData, table: dict) -> SeriesData:
+    """``s`` with its row of a static table ({name: vector}); a DataError when it has none."""
+    if s.name not in table:
+        raise DataError(
+            f"static_df: no row for series {s.name!r} (unique_id values: {list(table)[:10]})"
+        )
+    return replace(s, static=table[s.name])
+
+
 class PandasIO:
-    def _forecast_frame(self, history, k: int, *, future_cov, samples, seed, allow_short):
+    def _forecast_frame(
+        self, history, k: int, *, future_cov, samples, seed, allow_short, static_df=None
+    ):
         """`forecast` for pandas in: a DataFrame out, one row per future step (and series), with
         future timestamps, the point forecast under the target's name and the interval columns."""
         import pandas as pd
@@ -64,12 +91,15 @@ class PandasIO:
         parts, got = series_from_pandas(
             history, past_cov=roles.get("past_cov"), future_cov=roles.get("future_cov")
         )
+        table = statics_from_pandas(static_df)[0] if static_df is not None else {}
         frames = []
         for part in parts:
             sd = SeriesData(**part)
+            if sd.name in table:  # a new series' statics (a fitted one's are in the model)
+                sd = with_static_values(sd, table)
             stamps = part["timestamps"]
             fut = None
-            if self.config.n_future:
+            if self.config.n_future - len(static_names(self)):  # the user's known covariates
                 last = stamps[-1] if stamps is not None else None
                 fut = future_rows(future_cov, got, sd.name, k, last)
             out = self.forecast(

@@ -35,6 +35,7 @@ from ..models.forecaster import (
 from ..models.heads import head_of
 from ..shapes import as_float32_2d
 from ..train.loop import TrainConfig, TrainResult
+from . import forecast_static as st
 from .base import Estimator, check_fraction, fitting, params_from
 from .forecast_baselines import BaselineStart
 from .forecast_pandas import PandasIO, as_series_list, common_freq
@@ -118,6 +119,7 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         self.metrics: dict = {}
         self.train_result: TrainResult | None = None
         self.meta: dict = {}
+        self.statics_: dict = {}  # fitted: {series name: its static covariates}
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -163,7 +165,8 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Scale each series with its own statistics (``rows``: which fitted series each one is;
         ``scaling``: other statistics than the fitted ones)."""
-        return (self.scaling if scaling is None else scaling).apply(series, rows)
+        sc = self.scaling if scaling is None else scaling
+        return sc.apply(st.attach(self, series, sc.f_mean.shape[1]), rows)
 
     _gather = staticmethod(gather)
 
@@ -177,6 +180,7 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         val_end=None,
         past_cov: list[str] | None = None,
         future_cov: list[str] | None = None,
+        static_df=None,
         log_path=None,
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int | None = None,
@@ -190,8 +194,14 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         needs the same series, split and options, and ends with the same weights).
         """
         self.options_ = self.train_config_ = None
-        series, roles = as_series_list(series, past_cov=past_cov, future_cov=future_cov)
-        self.meta = {k: v for k, v in self.meta.items() if k != "pandas"}
+        series, roles = as_series_list(
+            series, past_cov=past_cov, future_cov=future_cov, static_df=static_df
+        )
+        self.meta = {k: v for k, v in self.meta.items() if k not in ("pandas", "static_names")}
+        names, self.statics_ = st.fit_statics(series, roles.pop("static", None))
+        if names:  # the statics ride along as the last known covariates of every row
+            self.meta["static_names"] = names
+            series = [st.with_static(s, self.statics_[s.name]) for s in series]
         if roles:
             # how to read and write pandas at forecast time: the columns' roles and the step
             self.meta["pandas"] = {**roles, "freq": common_freq(series)}
@@ -220,6 +230,8 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         self.series_names = [s.name for s in series]
 
         self.scaling = Scaling.fit(series, tr, self.global_scaling, rule=head_of(self.loss).scaling)
+        if self.statics_:  # scaled across series: per series, a constant would map to 0
+            st.pin_scaling(self.scaling, self.statics_)
         scaled = self._scaled(series)
         train_w = make_windows([(0, e) for e in tr], N, K, self.stride)
         # a series whose validation part is too short for a window just has none there
@@ -391,6 +403,7 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         samples: int = 0,
         seed: int = 0,
         allow_short: bool = False,
+        static_df=None,
     ) -> dict:
         """Forecast ``k`` steps after the end of ``history`` (original units).
 
@@ -404,7 +417,8 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         under the target's name, then the quantile or interval columns.
         Returns {"point": (K, O)} plus "quantiles" {q: (K, O)} for a quantile head, "std" (and
         "scale", "df" for a Student-t head), and "samples" (S, K, O) sample paths when
-        ``samples`` > 0.
+        ``samples`` > 0. A model with static covariates appends the series' own
+        (``history.static``, pandas: ``static_df``), else those of fitted series ``series_index``.
         """
         self._check_fitted()
         k = self.config.horizon if k is None else k
@@ -416,9 +430,14 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
                 samples=samples,
                 seed=seed,
                 allow_short=allow_short,
+                static_df=static_df,
             )
         if isinstance(history, np.ndarray):
             history = SeriesData(target=history, name="history")
+        if st.static_names(self):  # (K, Cf_user) + the series' statics -> (K, Cf)
+            vec = st.vector_for(self, history, series_index)
+            future_cov = st.extend_future(self, vec, future_cov, k)
+            history = st.with_static(history, vec)
         c = self.config
         N = len(history.target)
         check_history_length(history.name, N, c.lookback, allow_short)
@@ -449,6 +468,7 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         if series_index is None and not self.scaling.global_:
             # a series the model was not fitted on: scaled by its own history's statistics
             sc = Scaling.fit([history], [N], global_=True, rule=head_of(c.loss).scaling)
+            sc = st.pin_scaling(sc, self.statics_) if self.statics_ else sc
             series_index = 0
         elif series_index is None:
             series_index = 0
@@ -519,6 +539,7 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
                 "scaling": self.scaling.to_dict(),
                 "series_names": self.series_names,
                 "meta": self.meta,
+                "statics": self.statics_,
             },
             extra_metrics,
         )
@@ -540,6 +561,7 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         self.scaling = Scaling.loaded(pre, config.n_fed, config.n_future, where)
         self.series_names = json_field(pre, "series_names", list, where, [])
         self.meta = json_field(pre, "meta", dict, where, {})
+        self.statics_ = st.loaded_table(pre, self.meta, where)
         self.metrics = json_field(files.metrics, "train", dict, files.path / "metrics.json", {})
         return self
 

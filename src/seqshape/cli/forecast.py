@@ -33,7 +33,7 @@ from .common import (
     Seed,
     Threads,
 )
-from .forecast_data import _cols, parse_horizons, read_frame, split_bounds
+from .forecast_data import _cols, parse_horizons, read_frame, split_bounds, with_statics
 
 FORECAST_KEYS = set(SHARED_KEYS) | {
     "lookback",
@@ -110,6 +110,14 @@ def train_forecast(
         typer.Option(
             "--future-covariates",
             help="Known-ahead covariate columns, or 'auto' for calendar features from the timestamps.",
+        ),
+    ] = None,
+    static_covariates: Annotated[
+        str | None,
+        typer.Option(
+            "--static-covariates",
+            help="Per-series constant columns (a category code, a size): fed to the model with "
+            "the known covariates of every row (a value changing within a series is an error).",
         ),
     ] = None,
     time_column: Annotated[
@@ -253,12 +261,13 @@ def train_forecast(
         "target": _cols(target),
         "past_covariates": _cols(past_covariates),
         "future_covariates": "auto" if future_covariates == "auto" else _cols(future_covariates),
+        "static_covariates": _cols(static_covariates),
         "time_column": time_column,
         "series_column": series_column,
         "missing": missing,
     }
     frame = read_frame(data, spec)
-    series = frame.to_series()
+    series, static_df = with_statics(data, spec, frame)
     tr, va, te = split_bounds(frame, split, split_dates, ett_split)
     fc = Forecaster(progress=progress, threads=threads, **opts)
     fc.meta = {
@@ -282,7 +291,10 @@ def train_forecast(
     }
     with train_run(out, resume=resume, checkpoint_every=checkpoint_every) as run:
         log = run.log
-        fc.fit(series, train_end=tr, val_end=va, log_path=log, **run.fit_kwargs())
+        fc.fit(
+            series, train_end=tr, val_end=va, static_df=static_df, log_path=log,
+            **run.fit_kwargs(),
+        )  # fmt: skip
         if not distributed.is_main():  # torchrun: rank 0 alone backtests and writes the model
             return
         say_which_part_won(fc.metrics)
@@ -403,7 +415,7 @@ def evaluate(
         )
     spec["missing"] = missing
     frame = read_frame(data, spec)
-    series = frame.to_series()
+    series = with_statics(data, spec, frame, optional=True)[0]
     sp = fc.meta["split"]
     hs = parse_horizons(horizons) or [fc.config.horizon]
     if fc.config.strategy == "direct" and any(h != fc.config.horizon for h in hs):

@@ -15,7 +15,7 @@ import typer
 from ..errors import ConfigError, DataError
 from . import app
 from .common import MaxHorizon, MaxSamples, Threads
-from .forecast_data import read_frame
+from .forecast_data import read_frame, with_statics
 
 
 @app.command("forecast")
@@ -68,6 +68,7 @@ def forecast_cmd(
     """Forecast the next K steps after the end of each series in --history (each series needs at
     least the model's lookback rows)."""
     from .. import limits
+    from ..api.forecast_static import static_names
     from ..api.forecaster import Forecaster
     from ..data import series as S
     from ..outfiles import atomic_output, check_input, check_output
@@ -104,14 +105,15 @@ def forecast_cmd(
     frame = read_frame(history, spec)
     rows = []
     plots = []
-    all_series = frame.to_series()
+    # the series' static covariates: from the history file when it has them, else the model's
+    all_series = with_statics(history, spec, frame, optional=True)[0]
     with Reporter(f"forecast K={horizon}", total=len(all_series), unit="series") as reporter:
         for i, s in enumerate(all_series):
             if len(s.target) < 1:
                 raise DataError(f"{history}: series {s.name} has no rows")
             ts = S.future_timestamps(s.timestamps, horizon)
             fcov = None
-            if fc.config.n_future:
+            if fc.config.n_future - len(static_names(fc)):  # the user's known covariates
                 if spec.get("future_covariates") == "auto":
                     fcov, _ = S.calendar_features(ts, freq=fc.meta.get("freq"))
                 elif future_cov is None:

@@ -41,6 +41,30 @@ def read_frame(path: Path, spec: dict):
     )
 
 
+def with_statics(path: Path, spec: dict, frame, *, optional: bool = False) -> tuple[list, object]:
+    """The frame's series with their static covariates (``spec["static_covariates"]``, columns
+    of the same CSV, constant within each series) -> (series, a neuralforecast-style static_df or
+    None). ``optional``: a history file without those columns leaves them to the model."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from ..data.series_csv import read_static_columns
+
+    series = frame.to_series()
+    names = list(spec.get("static_covariates") or [])
+    if not names:
+        return series, None
+    table = read_static_columns(
+        path, names, series_column=spec.get("series_column"), optional=optional
+    )
+    if not table:
+        return series, None
+    series = [replace(s, static=table[s.name]) for s in series]
+    cols = {c: [float(v[j]) for v in table.values()] for j, c in enumerate(names)}
+    return series, pd.DataFrame({"unique_id": list(table), **cols})
+
+
 def split_bounds(
     frame, split: str | None, split_dates: str | None, ett: bool
 ) -> tuple[list[int], list[int], list[int]]:

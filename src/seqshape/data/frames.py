@@ -270,3 +270,23 @@ def future_rows(frame, roles: dict, name: str, k: int, start_after) -> np.ndarra
             f"future_cov: series {name!r}: expected {k} future rows of {cols}, got {len(part)}"
         )
     return _numeric(part.iloc[:k], cols, f"future_cov series {name!r}")
+
+
+def statics_from_pandas(static_df) -> tuple[dict[str, np.ndarray], list[str]]:
+    """neuralforecast's ``static_df`` (``unique_id`` + one numeric column per static covariate,
+    one row per series) -> ({series name: (C_s,) float32}, the static columns' names)."""
+    cols = [str(c) for c in getattr(static_df, "columns", [])]
+    if UID not in cols:
+        raise DataError(
+            f"static_df: expected a DataFrame with a {UID!r} column, got columns {cols[:20]}"
+        )
+    names = [c for c in cols if c != UID]
+    if not names:
+        raise DataError(f"static_df: expected static columns beside {UID!r}, got none")
+    df = static_df.set_axis(cols, axis=1)
+    ids = df[UID].astype(str).tolist()
+    dup = next((u for u in ids if ids.count(u) > 1), None)
+    if dup is not None:
+        raise DataError(f"static_df: expected one row per series, got {dup!r} twice")
+    values = _numeric(df, names, "static_df")
+    return {u: v for u, v in zip(ids, values)}, names

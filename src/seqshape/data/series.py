@@ -47,10 +47,21 @@ class SeriesData:
     future_cov: np.ndarray | None = None  # (T, Cf)
     name: str = "series"
     timestamps: np.ndarray | None = None
+    static: np.ndarray | None = None  # (C_s,) per-series constants (static covariates)
 
     def __post_init__(self) -> None:
         self.target = _as_2d(self.target, f"{self.name}.target")
         T = len(self.target)
+        if self.static is not None:
+            try:
+                v = np.asarray(self.static, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{self.name}.static: expected (C_s,) numbers, got {self.static!r}"
+                ) from None
+            if v.ndim != 1 or not np.isfinite(v).all() or beyond_float32(v) is not None:
+                raise DataError(f"{self.name}.static: expected (C_s,) finite numbers, got {v!r}")
+            self.static = v.astype(np.float32)
         for attr in ("past_cov", "future_cov"):
             v = getattr(self, attr)
             if v is None:

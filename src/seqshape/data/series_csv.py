@@ -329,3 +329,55 @@ def _fill(
             "nothing to fill it with"
         )
     return pd.DataFrame(a).ffill().bfill().to_numpy()
+
+
+def read_static_columns(
+    path: PathLike,
+    columns: Sequence[str],
+    *,
+    series_column: str | None = None,
+    optional: bool = False,
+) -> dict[str, np.ndarray]:
+    """Static covariates from a wide or long CSV: ``columns`` hold one constant per series ->
+    {series id: (C_s,) float32}, the ids as `read_series_csv` names the series. A missing cell or
+    a value that changes within a series is a DataError naming the file, series and line.
+    ``optional``: a file with none of the columns gives {} (a model's own table applies)."""
+    name = str(path)
+    header, rows, lines = _read_rows(path)
+    col = {c: j for j, c in enumerate(header)}
+    missing = [c for c in columns if c not in col]
+    if optional and len(missing) == len(columns):
+        return {}
+    if missing:
+        raise DataError(
+            f"{name} line 1: no static covariate column(s) {missing} ({_listing(header)})"
+        )
+    if series_column is None and "series_id" in col:
+        series_column = "series_id"
+    if series_column is not None and series_column not in col:
+        raise DataError(f"{name} line 1: no series column {series_column!r} ({_listing(header)})")
+    first: dict[str, int] = {}  # series id -> the index of its first row
+    ids = [
+        rows[r][col[series_column]].strip() if series_column is not None else None
+        for r in range(len(rows))
+    ]
+    stem = Path(name).name.split(".")[0] or name
+    ids = [stem if i is None else i for i in ids]
+    values = np.stack(
+        [_parse_column([r[col[c]] for r in rows], lines, name, c) for c in columns], axis=1
+    )  # (rows, C_s)
+    for r, sid in enumerate(ids):
+        f = first.setdefault(sid, r)
+        for j, c in enumerate(columns):
+            v, v0 = values[r, j], values[f, j]
+            if np.isnan(v):
+                raise DataError(
+                    f"{name} line {lines[r]}: static covariate {c!r} of series {shown(sid)}: "
+                    "expected a number, got a missing value"
+                )
+            if v != v0:
+                raise DataError(
+                    f"{name} line {lines[r]}: static covariate {c!r} of series {shown(sid)} "
+                    f"changes from {v0:g} (line {lines[f]}) to {v:g}; expected one value per series"
+                )
+    return {sid: values[r].astype(np.float32) for sid, r in first.items()}

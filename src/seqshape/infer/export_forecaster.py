@@ -283,5 +283,6 @@ def _export_forecaster(files: ModelFiles) -> OnnxExport:
             "scaling": pre["scaling"],
             "series_names": list(pre.get("series_names") or []),
             "meta": pre.get("meta") or {},
+            "statics": pre.get("statics") or {},
         },
     )

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from ..api.forecast_static import static_names, vector_for
 from ..data.series import check_history_length
 from ..errors import ArtifactError, ConfigError, DataError, ShapeError
 from ..models.heads import head_of
@@ -66,6 +67,9 @@ class OnnxForecaster(_OnnxModel):
             raise ArtifactError(f"{self.path}: metadata 'scaling' is damaged ({e})") from None
         self.series_names: list[str] = list(meta.get("series_names") or [])
         self.meta: dict = dict(meta.get("meta") or {})
+        # static covariates: the last C_s known covariates, appended here from the fitted table
+        self.statics_: dict = dict(meta.get("statics") or {})
+        self.n_static = len(static_names(self))
         if self.strategy != "direct":
             names = lambda part, io: [t["name"] for t in meta["parts"][part][io]]  # noqa: E731
             self._encode_out = names("encode", "outputs")
@@ -181,9 +185,10 @@ class OnnxForecaster(_OnnxModel):
         past = np.zeros((N, 0), np.float32) if past is None else _float_2d(past, f"{name}.past_cov")
         fut = np.zeros((N, 0), np.float32) if fut is None else _float_2d(fut, f"{name}.future_cov")
         got = (target.shape[1], past.shape[1], fut.shape[1])
-        if got != (self.n_targets, self.n_past, self.n_future) or len(past) != N or len(fut) != N:
+        cu = self.n_future - self.n_static
+        if got != (self.n_targets, self.n_past, cu) or len(past) != N or len(fut) != N:
             raise ShapeError(
-                f"{name}: expected (O={self.n_targets}, Cp={self.n_past}, Cf={self.n_future}) "
+                f"{name}: expected (O={self.n_targets}, Cp={self.n_past}, Cf={cu}) "
                 f"columns over {N} rows, got {got} over ({N}, {len(past)}, {len(fut)}) rows"
             )
         return target, past, fut
@@ -203,10 +208,10 @@ class OnnxForecaster(_OnnxModel):
         rows = [series_index] * n if isinstance(series_index, (int, np.integer)) else series_index
         if len(rows) != n:
             raise ConfigError(f"series_index: expected one per history ({n}), got {len(rows)}")
-        if self.n_future and future_cov is None:
+        cu = self.n_future - self.n_static  # the caller's known covariates
+        if cu and future_cov is None:
             raise DataError(
-                f"future_cov: this model uses {self.n_future} known covariates; give their "
-                f"K={k} future rows"
+                f"future_cov: this model uses {cu} known covariates; give their K={k} future rows"
             )
         zs, fs, scale_rows = [], [], []
         for i, h in enumerate(histories):
@@ -216,11 +221,14 @@ class OnnxForecaster(_OnnxModel):
             # (N, O+Cp) scaled with the series' own statistics, float32 as in training
             zs.append((np.concatenate([target, past], 1) - self.z_mean[r]) / self.z_std[r])
             if self.n_future:
-                ahead = _float_2d(future_cov[i], "future_cov")
-                if ahead.shape != (k, self.n_future):
-                    raise ShapeError(
-                        f"future_cov: expected (K={k}, Cf={self.n_future}), got {ahead.shape}"
-                    )
+                ahead = _float_2d(future_cov[i], "future_cov") if cu else np.zeros((k, 0))
+                if ahead.shape != (k, cu):
+                    raise ShapeError(f"future_cov: expected (K={k}, Cf={cu}), got {ahead.shape}")
+                if self.n_static:  # the series' statics on every row, history and ahead
+                    own = h if getattr(h, "static", None) is not None else None
+                    vec = vector_for(self, own, int(rows[i]))
+                    fut = np.concatenate([fut, np.broadcast_to(vec, (len(fut), len(vec)))], 1)
+                    ahead = np.concatenate([ahead, np.broadcast_to(vec, (k, len(vec)))], 1)
                 fs.append((np.concatenate([fut, ahead]) - self.f_mean[r]) / self.f_std[r])
         params = self.forecast_scaled(zs, k, fs if self.n_future else None)
         O = self.n_targets

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..api.forecast_static import extend_future, static_names, vector_for
 from ..errors import ConfigError, DataError, ShapeError
 from ..models.encoder import CELLS, State
 from ..models.forecast_units import outputs, series_row, to_original
@@ -159,6 +160,13 @@ class ForecastStream:
         row = series_row(series, self.series_names, len(sc.z_mean), sc.global_)
         self._state = StreamState(series=row, seen=0, buffer=torch.zeros(0, c.input_size))
         self._set_scaling(row)
+        # (C_s,): the series' static covariates, appended to every row's known covariates
+        self.static = None
+        if static_names(forecaster):
+            named = isinstance(series, str) and series in self.series_names
+            idx = self.series_names.index(series) if named else series
+            idx = row if idx is None or isinstance(idx, str) else int(idx)
+            self.static = vector_for(forecaster, None, idx).astype(np.float64)
 
     def _set_scaling(self, row: int) -> None:
         sc = self.forecaster.scaling
@@ -194,9 +202,10 @@ class ForecastStream:
         c = self.config
         t = _float64_2d(target, "target", c.n_targets)
         parts = [t]
+        cs = 0 if self.static is None else len(self.static)
         for name, a, n in (
             ("past_cov", past_cov, c.n_past),
-            ("future_cov", future_cov, c.n_future),
+            ("future_cov", future_cov, c.n_future - cs),
         ):
             if n == 0:
                 if a is not None and np.size(a):
@@ -210,6 +219,8 @@ class ForecastStream:
             if len(a) != len(t):
                 raise ShapeError(f"{name}: expected {len(t)} rows like target, got {len(a)}")
             parts.append(a)
+        if cs:  # (P, C_s): the series' statics, the same on every row
+            parts.append(np.broadcast_to(self.static[None, :], (len(t), cs)))
         return self.update_rows(np.concatenate(parts, axis=1))
 
     def update_rows(self, rows: Any, *, name: str = "rows") -> dict:
@@ -252,6 +263,8 @@ class ForecastStream:
             raise ShapeError(f"K: expected a horizon >= 1, got {k!r}")
         k = int(k)
         fut = None
+        if self.static is not None:  # (K, Cf_user) + the statics -> (K, Cf)
+            future_cov = extend_future(self.forecaster, self.static, future_cov, k)
         if c.n_future:
             if future_cov is None:
                 raise DataError(f"future_cov: this model uses {c.n_future}; give their K={k} rows")

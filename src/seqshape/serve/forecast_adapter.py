@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..api.forecast_static import static_names
 from ..errors import ConfigError, DataError, ShapeError
 from ..infer.stream import ForecastStream
 from ..models.forecast_units import series_row
@@ -88,7 +89,9 @@ class ForecasterAdapter(ModelAdapter):
         self.freq = meta.get("freq")
         # known covariates the client sends as numbers; the calendar ones come from timestamps
         self.n_calendar = _calendar_count(self.freq) if self.auto else 0
-        self.Cu = self.Cf - self.n_calendar
+        # the static covariates ride along from the model's table (by series), never sent
+        self.n_static = len(static_names(self.model))
+        self.Cu = self.Cf - self.n_calendar - self.n_static
         self.features = self.Z + self.Cu
         self.stream_timestamps = self.auto
         sc = self.model.scaling
@@ -205,6 +208,8 @@ class ForecasterAdapter(ModelAdapter):
                 f"timestamps: model {self.name!r} has no calendar covariates; leave them out"
             )
         row = self._series_row(series)
+        if self.n_static and isinstance(series, str) and series in self.series_names:
+            row = self.series_names.index(series)  # whose statics, with one global scaling too
         data = SeriesData(
             target=h[:, : self.O],
             past_cov=h[:, self.O : self.Z],
@@ -281,6 +286,11 @@ class ForecasterAdapter(ModelAdapter):
             # (P, Z+Cu) ++ (P, calendar) -> (P, Z+Cf): the full rows the model was trained on
             cal = calendar_features(ts, freq=self.freq)[0].astype(np.float64)
             points = np.concatenate([points, cal], axis=1)
+        if getattr(state, "static", None) is not None:
+            # (P, Z+Cf-C_s) ++ (P, C_s): the stream's series' static covariates on every row
+            points = np.concatenate(
+                [points, np.broadcast_to(state.static, (len(points), self.n_static))], axis=1
+            )
         # the caller's stream stays where it was until this one has answered every point
         stream = state.copy()
         with np.errstate(over="ignore", invalid="ignore"):
