@@ -1,6 +1,8 @@
 """Static covariates of a global forecaster (per-series constants, as neuralforecast's
 ``static_df``) on real ETTh1 columns: save/load, stream, ONNX, pandas, and clear errors."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -235,3 +237,18 @@ def test_a_damaged_statics_table_is_refused_on_load(fitted, tmp_path):
     (d / "preprocessing.json").write_text(json.dumps(pre))
     with pytest.raises(ArtifactError, match=r"field 'statics': expected one list of 2 finite"):
         Forecaster.load(d)
+
+
+def test_a_restored_stream_keeps_its_series_statics_under_global_scaling(ett):
+    # one scaling for all series: the scaling row (0) does not say whose statics a stream reads
+    fc = Forecaster(
+        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=1, window_norm="none",
+        max_windows_per_epoch=128, global_scaling=True, progress=False, seed=0,
+    ).fit(_series(ett), train_end=400, val_end=500)  # fmt: skip
+    stream = ForecastStream(fc, series="OT")
+    stream.update(ett[:100, 6:7])
+    state = json.loads(json.dumps(stream.state()))
+    again = ForecastStream.from_state(fc, state)
+    np.testing.assert_array_equal(again.static, stream.static)
+    assert not np.allclose(again.static, ForecastStream(fc, series="HUFL").static)
+    np.testing.assert_array_equal(again.forecast(6)["point"], stream.forecast(6)["point"])

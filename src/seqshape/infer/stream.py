@@ -162,11 +162,13 @@ class ForecastStream:
         self._set_scaling(row)
         # (C_s,): the series' static covariates, appended to every row's known covariates
         self.static = None
+        self.static_index: int | None = None  # the training series whose statics it reads
         if static_names(forecaster):
             named = isinstance(series, str) and series in self.series_names
             idx = self.series_names.index(series) if named else series
             idx = row if idx is None or isinstance(idx, str) else int(idx)
             self.static = vector_for(forecaster, None, idx).astype(np.float64)
+            self.static_index = idx
 
     def _set_scaling(self, row: int) -> None:
         sc = self.forecaster.scaling
@@ -317,6 +319,8 @@ class ForecastStream:
             "kind": STATE_KIND,
             "version": STATE_VERSION,
             "series": s.series,
+            # which series' statics (under one global scaling the scaling row does not say)
+            **({"static_series": self.static_index} if self.static is not None else {}),
             "seen": s.seen,
             "buffer": s.buffer.tolist(),
             "offset": flat(s.offset),
@@ -340,7 +344,8 @@ class ForecastStream:
             raise ConfigError(
                 f"stream state: version: expected {STATE_VERSION}, got {state.get('version')!r}"
             )
-        stream = cls(forecaster, _checked_int(state, "series", 0, 2**31))
+        key = "static_series" if state.get("static_series") is not None else "series"
+        stream = cls(forecaster, _checked_int(state, key, 0, 2**31))
         stream._state = _state_from_dict(stream, state)
         return stream
 
