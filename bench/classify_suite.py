@@ -126,13 +126,17 @@ def main() -> None:
     for name in parse_sets(args.sets):
         Xtr, ytr, Xte, yte = load(name)
         accs, secs, restarts, runs = [], [], 0, []
+        parts = {"lstm": [], "kernels": []}
         for seed in seeds:
             t = time.perf_counter()
             clf = SequenceClassifier(seed=seed, threads=args.threads, progress=False, **options)
             clf.fit(Xtr, ytr)
             seconds = time.perf_counter() - t
-            acc = float(clf.score(Xte, yte))
+            report = clf.evaluate(Xte, yte)
+            acc = float(report["accuracy"])
             accs.append(acc)
+            for k in parts:  # each part alone (the LSTM alone when there is no kernel part)
+                parts[k].append(report.get("parts", {}).get(k, acc if k == "lstm" else None))
             secs.append(seconds)
             restarts += len(clf.metrics.get("restarts", []))
             runs.append(
@@ -144,11 +148,14 @@ def main() -> None:
                     "best_epoch": clf.metrics["best_epoch"],
                     "stride": clf.config.stride,
                     "restarts": clf.metrics.get("restarts", []),
+                    "parts": report.get("parts"),
+                    "kernel_part": clf.metrics.get("kernel_part"),
                 }
             )
             print(
                 f"{name} seed {seed}: accuracy {acc:.4f} ({seconds:.1f} s, "
-                f"epochs {clf.metrics['epochs_run']}, best {clf.metrics['best_epoch']})",
+                f"epochs {clf.metrics['epochs_run']}, best {clf.metrics['best_epoch']}; "
+                f"parts {report.get('parts')})",
                 flush=True,
             )
         dtw, rocket = ANCHORS[name.partition("~")[0]]
@@ -166,6 +173,10 @@ def main() -> None:
                 "accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                 "train_seconds_mean": statistics.mean(secs),
                 "restarts": restarts,
+                "lstm_part_mean": statistics.mean(parts["lstm"]),
+                "kernel_part_mean": (
+                    statistics.mean(parts["kernels"]) if None not in parts["kernels"] else None
+                ),
                 "dtw_1nn": dtw,
                 "rocket": rocket,
                 "runs": runs,
@@ -175,10 +186,10 @@ def main() -> None:
     print(f"options: {options or 'defaults'}; seeds {seeds}; {args.threads} thread(s)")
     print()
     print(
-        "| set | train/test | classes | length | accuracy (mean ± sd) | train s | "
-        "1-NN DTW | ROCKET |"
+        "| set | train/test | classes | length | accuracy (mean ± sd) | LSTM part | kernel part "
+        "| train s | 1-NN DTW | ROCKET |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         length = (
             str(r["length_min"])
@@ -189,7 +200,8 @@ def main() -> None:
             length += f" ×{r['features']}"
         print(
             f"| {r['set']} | {r['n_train']}/{r['n_test']} | {r['classes']} | {length} | "
-            f"{r['accuracy_mean']:.3f} ± {r['accuracy_sd']:.3f} | {r['train_seconds_mean']:.0f} | "
+            f"{r['accuracy_mean']:.3f} ± {r['accuracy_sd']:.3f} | {fmt(r['lstm_part_mean'])} | "
+            f"{fmt(r['kernel_part_mean'])} | {r['train_seconds_mean']:.0f} | "
             f"{fmt(r['dtw_1nn'])} | {fmt(r['rocket'])} |"
         )
     mean = statistics.mean(r["accuracy_mean"] for r in rows)

@@ -20,6 +20,7 @@ from ..data.scaling import StandardScaler, znorm_each
 from ..data.sequences import SequenceSet, from_arrays, sorted_labels
 from ..errors import ConfigError, DataError, ShapeError, TrainingError
 from ..models.classifier import ClassifierConfig, ClassifierNet
+from ..models.kernels import fit_kernel_part
 from ..shapes import check_feature_counts
 from ..train.loop import TrainResult
 from ..train.metrics import classification_report
@@ -34,7 +35,7 @@ AUTO_STEPS = 64
 RESTARTS = 2
 # what a classifier needs (with bidirectional=False) to answer the server's streams one point at a
 # time: each step read once, in order, and the prefix's summary at its last step
-STREAM_OPTIONS = {"pooling": "last", "frontend": "none", "series_norm": False}
+STREAM_OPTIONS = {"pooling": "last", "frontend": "none", "series_norm": False, "kernels": 0}
 
 
 def auto_stride(lengths: list[int], steps: int = AUTO_STEPS) -> int:
@@ -88,6 +89,13 @@ class SequenceClassifier(Estimator):
     training data (no validation split unless ``X_val`` or ``val_fraction`` is given). A run
     whose gradient blows up starts again by itself at a quarter of the learning rate (twice).
 
+    Beside the LSTM, a kernel part (``kernels`` features, 0 for none; models/kernels.py): fixed
+    dilated convolutions whose proportions of positive values feed a ridge classifier, fitted in
+    closed form with its penalty and temperature chosen by exact leave-one-out — the idea of
+    ROCKET/MiniRocket (Dempster et al. 2020, 2021). The answer mixes the two parts' class
+    probabilities, ``kernel_weight`` (0.6) for the kernel part; ``evaluate`` reports each part's
+    accuracy alone (``parts``), ``metrics["kernel_part"]`` the leave-one-out accuracy.
+
     Every argument is a parameter under its own name (``get_params``/``set_params``; see
     api/base.py for ``device``, ``callback`` and what ``fit`` leaves alone). Fitted:
     ``classes_`` (the labels in their own type), ``n_features_in_``, ``net``, ``config``,
@@ -113,6 +121,8 @@ class SequenceClassifier(Estimator):
         conv_summary: bool = True,
         stride: int | str = "auto",
         series_norm: bool | str = "auto",
+        kernels: int = 10_000,
+        kernel_weight: float = 0.6,
         epochs: int = 400,
         batch_size: int = 8,
         lr: float = 3e-3,
@@ -222,6 +232,18 @@ class SequenceClassifier(Estimator):
         self.config = ClassifierConfig(
             input_size=train.n_features, num_outputs=len(self.classes_), **options
         )
+        kernel_part = None
+        if self.config.kernels:
+            # the kernel part is fitted in closed form before the LSTM trains; its layout (the
+            # dilations for these lengths) goes into the config, so a saved model rebuilds it
+            kernel_part, report = fit_kernel_part(
+                Xtr, ytr, len(self.classes_), self.config.kernels, self.seed
+            )
+            self.config = replace(
+                self.config,
+                kernel_dilations=kernel_part.dilations,
+                kernel_quantiles=kernel_part.quantiles,
+            )
         tc = self.train_config
         if not len(Xva):
             tc = replace(tc, monitor="train_loss", patience=0)
@@ -234,7 +256,8 @@ class SequenceClassifier(Estimator):
                 yield collate([Xtr[i] for i in idx], ytr[idx])
 
         def loss_fn(net, batch):
-            return loss_f(net(batch.x, batch.lengths), batch.y)
+            # the LSTM learns on its own; the kernel part is fixed and mixed in at prediction
+            return loss_f(net(batch.x, batch.lengths, part="lstm"), batch.y)
 
         def validate(net):
             logits = self._logits(Xva, scaled=True)
@@ -246,6 +269,8 @@ class SequenceClassifier(Estimator):
         while True:
             torch.manual_seed(tc.seed)
             self.net = ClassifierNet(self.config)
+            if kernel_part is not None:
+                self.net.kernel_part.load_state_dict(kernel_part.state_dict())
             try:
                 self.train_result = self._train(
                     "classify",
@@ -273,6 +298,10 @@ class SequenceClassifier(Estimator):
             n_train=len(Xtr),
             n_val=len(Xva),
         )
+        if kernel_part is not None:
+            self.metrics["kernel_part"] = report
+            if len(Xva):
+                self.metrics["val_parts"] = self._parts_accuracy(Xva, yva, scaled=True)
         if restarts:
             self.metrics["restarts"] = restarts
             self.metrics["lr_used"] = tc.lr
@@ -292,7 +321,7 @@ class SequenceClassifier(Estimator):
 
     # -- inference ----------------------------------------------------------------------------
     def _logits(
-        self, X: list[np.ndarray], *, scaled: bool = False, batch_size: int = 256
+        self, X: list[np.ndarray], *, scaled: bool = False, batch_size: int = 256, part: str = "all"
     ) -> torch.Tensor:
         """(n,) list of (T_i, F) -> (n, N) logits, in input order; batches sorted by length."""
         self._check_fitted()
@@ -311,7 +340,7 @@ class SequenceClassifier(Estimator):
         with torch.no_grad():
             for idx in sampler:
                 b = collate([X[i] for i in idx]).to(device)
-                out[torch.as_tensor(idx)] = self.net(b.x, b.lengths).cpu()
+                out[torch.as_tensor(idx)] = self.net(b.x, b.lengths, part=part).cpu()
         self.net.train(was_training)
         return out
 
@@ -355,7 +384,19 @@ class SequenceClassifier(Estimator):
         y_pred = self.predict_proba(data).argmax(1)
         report = classification_report(y_true, y_pred, len(self.classes_))
         report["classes"] = [str(c) for c in self.classes_.tolist()]
+        if self.net.kernel_part is not None:
+            with self._inferring():
+                report["parts"] = self._parts_accuracy(self._checked(data), y_true)
         return report
+
+    def _parts_accuracy(self, X: list[np.ndarray], y: np.ndarray, *, scaled: bool = False) -> dict:
+        """Accuracy of the mixture and of each part alone on ``X``: which part won."""
+        return {
+            part: round(
+                float((self._logits(X, scaled=scaled, part=part).argmax(1).numpy() == y).mean()), 4
+            )
+            for part in ("all", "lstm", "kernels")
+        }
 
     def score(self, X, y=None) -> float:
         """Accuracy (scikit-learn's ``score`` of a classifier)."""

@@ -60,26 +60,42 @@ def forecast_m4(fc: Forecaster, train: M4Set, k: int) -> list[np.ndarray]:
     return [pred["point"][j, :, 0].astype(np.float64) for j in range(len(lens))]
 
 
-def evaluate_m4(fc: Forecaster, train: M4Set, test: M4Set, season: int) -> dict:
-    """The model and the competition's benchmarks on the test file: sMAPE, MASE and OWA each,
-    with Naive2 (OWA's reference), naive and seasonal naive under "baselines"."""
-    k = int(test.values[0].size)
-    x, y = train.values, test.values
-    preds = {
-        "model": forecast_m4(fc, train, k),
+def benchmark_forecasts(train: M4Set, k: int, season: int) -> dict[str, list[np.ndarray]]:
+    """The competition's simple benchmarks for each training series: naive, seasonal naive and
+    Naive2 (OWA's reference), ``k`` values each."""
+    x = train.values
+    return {
         "naive": [np.full(k, v[-1]) for v in x],
         "seasonal_naive": [np.resize(v[-season:], k) for v in x],
         "naive2": [naive2(v, k, season) for v in x],
     }
-    scores = {name: m4_scores(x, y, p, season) for name, p in preds.items()}
+
+
+def score_m4(train: M4Set, test: M4Set, preds: dict, season: int) -> dict[str, dict]:
+    """sMAPE, MASE and OWA of each named set of forecasts (one (K,) array per series, in the
+    files' order), and of the benchmarks; OWA is relative to Naive2 on the same test file.
+    Forecasts made anywhere (another library's, say) are scored by the same code."""
+    k = int(test.values[0].size)
+    preds = {**preds, **benchmark_forecasts(train, k, season)}
+    scores = {
+        name: m4_scores(train.values, test.values, list(p), season) for name, p in preds.items()
+    }
     ref = scores["naive2"]
     for s in scores.values():
         s["owa"] = owa(s["smape"], s["mase"], ref["smape"], ref["mase"])
+    return scores
+
+
+def evaluate_m4(fc: Forecaster, train: M4Set, test: M4Set, season: int) -> dict:
+    """The model and the competition's benchmarks on the test file: sMAPE, MASE and OWA each,
+    with Naive2 (OWA's reference), naive and seasonal naive under "baselines"."""
+    k = int(test.values[0].size)
+    scores = score_m4(train, test, {"model": forecast_m4(fc, train, k)}, season)
     model = scores.pop("model")
     return {
         **model,
         "horizon": k,
         "season": int(season),
-        "n_series": len(x),
+        "n_series": len(train.values),
         "baselines": scores,
     }

@@ -45,6 +45,8 @@ CLASSIFY_KEYS = set(SHARED_KEYS) | {
     "frontend",
     "stride",
     "lr_schedule",
+    "kernels",
+    "kernel_weight",
 }
 
 
@@ -93,6 +95,24 @@ def train_classify(
             "about 64 steps for the median training length).",
         ),
     ] = None,
+    kernels: Annotated[
+        int | None,
+        typer.Option(
+            "--kernels",
+            min=0,
+            help="Features of the kernel part, fixed dilated convolutions and a ridge fitted "
+            "beside the LSTM (ROCKET's idea; default 10000; 0: the LSTM alone).",
+        ),
+    ] = None,
+    kernel_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--kernel-weight",
+            min=0.0,
+            max=1.0,
+            help="The kernel part's share of the mixed class probabilities (default 0.6).",
+        ),
+    ] = None,
     lr_schedule: LrSchedule = None,
     cell: Cell = None,
     dropout: Annotated[
@@ -131,6 +151,8 @@ def train_classify(
             pooling=pooling,
             frontend=frontend,
             stride=stride,
+            kernels=kernels,
+            kernel_weight=kernel_weight,
             lr_schedule=lr_schedule,
             cell=cell,
             dropout=dropout,
@@ -233,6 +255,10 @@ def print_report(result: dict) -> None:
     table.add_row("accuracy", f"{result['accuracy']:.4f}")
     table.add_row("macro F1", f"{result['macro_f1']:.4f}")
     table.add_row("n", str(result["n"]))
+    parts = result.get("parts")
+    if parts:  # which part won: each alone, and the mixture the model answers with
+        table.add_row("accuracy, LSTM part alone", f"{parts['lstm']:.4f}")
+        table.add_row("accuracy, kernel part alone", f"{parts['kernels']:.4f}")
     console.print(table)
     per = Table(title="per class")
     per.add_column("class")

@@ -222,6 +222,8 @@ KEY_SPECS: dict[str, KeySpec] = {
     "bidirectional": KeySpec(bool),
     "pooling": KeySpec(str, choices=("last", "mean", "attention")),
     "frontend": KeySpec(str, choices=("conv", "none")),
+    "kernels": KeySpec(int, lo=0),
+    "kernel_weight": _PROB,
     "patience": KeySpec(int, lo=0),
     "lr_patience": KeySpec(int, lo=0),
     "val_fraction": _FRACTION,

@@ -61,6 +61,8 @@ def _classify_sizes(net: nn.Module, batch: tuple) -> dict[str, int]:
     c = net.config
     if c.frontend == "conv":
         sizes.update(F=c.input_size, C=c.conv_channels, **{"T'": -(-sizes["T"] // c.stride)})
+    if net.kernel_part is not None:
+        sizes["R"] = net.kernel_part.n_features
     return sizes
 
 
@@ -138,8 +140,12 @@ def _classify_trace(net: nn.Module, batch: tuple, t: Trace) -> None:
     what = (
         "one score per class (softmax -> probabilities)" if N == "N" else "the O predicted values"
     )
-    t.add("logits" if N == "N" else "values", calls["head"][0][1], f"B {N}", what, ("head",))
-    assert torch.equal(calls["head"][0][1], logits)
+    head = calls["head"][0][1]
+    if net.kernel_part is None:
+        t.add("logits" if N == "N" else "values", head, f"B {N}", what, ("head",))
+        assert torch.equal(head, logits)
+    else:
+        _kernel_trace(net, batch, head, logits, t)
     naive = _padded_hn_note(t, net, x, lengths, state)
     if naive is not None and c.pooling == "last" and not c.conv_summary:
         wrong = net.head(torch.cat(list(naive[-ec.directions :]), dim=-1))
@@ -148,6 +154,31 @@ def _classify_trace(net: nn.Module, batch: tuple, t: Trace) -> None:
             f"fed to the head, that wrong h_n would move those logits by up to "
             f"{_max_abs(wrong[short], logits[short]):.3g}"
         )
+
+
+def _kernel_trace(net: nn.Module, batch: tuple, head: Tensor, logits: Tensor, t: Trace) -> None:
+    """The kernel part beside the LSTM: its features, its logits and the mixture."""
+    kp, w = net.kernel_part, net.config.kernel_weight
+    t.add("LSTM logits", head, "B N", "the LSTM part's score per class", ("head",))
+    feats = kp.features(*batch)
+    t.add(
+        "kernel features",
+        feats,
+        "B R",
+        f"share of valid steps where each of 84 fixed kernels, at dilations "
+        f"{', '.join(map(str, kp.dilations))}, is above each of its biases (set in closed form "
+        "at fit, no gradient)",
+        ("kernel_part",),
+    )
+    kernel = kp(*batch)
+    t.add("kernel logits", kernel, "B N", f"ridge scores x temperature {float(kp.temperature):.3g}")
+    t.add(
+        "logits",
+        logits,
+        "B N",
+        f"log((1 - w) softmax(LSTM) + w softmax(kernel)), w = {w:g} (softmax -> probabilities)",
+    )
+    assert torch.allclose(net.mix(head, *batch), logits, atol=1e-6)
 
 
 register(

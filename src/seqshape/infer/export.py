@@ -135,6 +135,7 @@ class ClassifierGraph(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         enc = self.net.encoder
         directions = enc.config.directions
+        x_in, lengths_in = x, lengths  # what the kernel part reads
         conv = None
         if self.net.frontend is not None:
             # (B, T, F) -> (B, T', C) and each sequence's pooled length (all traceable ops)
@@ -166,8 +167,8 @@ class ClassifierGraph(nn.Module):
             last = torch.cat(lasts, dim=-1)
         # (B, T', D·H) -> (B, D·H [+ C]): the net's own pooling
         pooled = self.net.summary(inp, last, mask, conv)
-        # (B, D·H [+ C]) -> (B, N)
-        return self.net.head(pooled)
+        # (B, D·H [+ C]) -> (B, N), mixed with the kernel part's probabilities where there is one
+        return self.net.mix(self.net.head(pooled), x_in, lengths_in)
 
 
 def _export_classifier(files: ModelFiles) -> OnnxExport:

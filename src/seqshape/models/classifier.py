@@ -6,10 +6,15 @@ x (B, T, F), lengths (B,)
   -> SequenceEncoder: outputs (B, T, D·H) zero on padding, last (B, D·H) at each true end
   -> pooling: last | mean over valid steps | attention over valid steps -> (B, D·H)
   -> head: Linear(D·H, N) -> logits (B, N)      (regression: (B, O))
+  [kernels > 0] beside it, the kernel part (models/kernels.py): fixed dilated convolutions ->
+     proportions of positive values -> a closed-form ridge -> its logits (B, N); the two parts'
+     class probabilities are mixed, ``kernel_weight`` for the kernel part:
+     logits = log((1 - w) softmax(LSTM logits) + w softmax(kernel logits))
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -18,8 +23,11 @@ from torch.nn import functional as nnf
 
 from ..errors import ConfigError, ShapeError
 from .encoder import EncoderConfig, SequenceEncoder
+from .kernels import KernelPart
 
 POOLINGS = ("last", "mean", "attention")
+# what ``forward(part=...)`` returns: the mixture, the recurrent part alone, the kernel part alone
+PARTS = ("all", "lstm", "kernels")
 FRONTENDS = ("none", "conv")
 
 
@@ -43,6 +51,12 @@ class ClassifierConfig:
     # also the front-end's features averaged over each sequence's valid steps, concatenated to
     # the recurrent summary (the FCN branch of LSTM-FCN): head input D·H + C
     conv_summary: bool = False
+    # the kernel part (models/kernels.py): about this many features, 0 for none; its layout,
+    # fitted on the training lengths, and its share of the mixed class probabilities
+    kernels: int = 0
+    kernel_dilations: tuple[int, ...] = ()
+    kernel_quantiles: tuple[int, ...] = ()
+    kernel_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.frontend not in FRONTENDS:
@@ -67,6 +81,19 @@ class ClassifierConfig:
         if self.pooling not in POOLINGS:
             raise ConfigError(
                 f"pooling: expected one of {', '.join(POOLINGS)}, got {self.pooling!r}"
+            )
+        if not isinstance(self.kernels, int) or isinstance(self.kernels, bool) or self.kernels < 0:
+            raise ConfigError(f"kernels: expected 0 or a positive integer, got {self.kernels!r}")
+        if self.kernels and self.task != "classification":
+            raise ConfigError("kernels: the kernel part classifies; expected 0 for regression")
+        if len(self.kernel_dilations) != len(self.kernel_quantiles):
+            raise ConfigError(
+                f"kernel_dilations, kernel_quantiles: expected equal lengths, got "
+                f"{len(self.kernel_dilations)} and {len(self.kernel_quantiles)}"
+            )
+        if not 0.0 <= self.kernel_weight <= 1.0:
+            raise ConfigError(
+                f"kernel_weight: expected a value in [0, 1], got {self.kernel_weight!r}"
             )
         minimum = 2 if self.task == "classification" else 1
         if not isinstance(self.num_outputs, int) or self.num_outputs < minimum:
@@ -158,6 +185,16 @@ class ClassifierNet(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         extra = config.conv_channels if config.conv_summary else 0
         self.head = nn.Linear(size + extra, config.num_outputs)
+        self.kernel_part = (
+            KernelPart(
+                config.input_size,
+                config.num_outputs,
+                config.kernel_dilations,
+                config.kernel_quantiles,
+            )
+            if config.kernels and config.kernel_dilations
+            else None
+        )
 
     def summary(
         self, outputs: Tensor, last: Tensor, mask: Tensor, conv: Tensor | None = None
@@ -197,6 +234,37 @@ class ClassifierNet(nn.Module):
         enc = self.encoder(x, lengths)
         return self.summary(enc.outputs, enc.last, enc.mask, conv)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def mix(self, logits: Tensor, x: Tensor, lengths: Tensor | None, part: str = "all") -> Tensor:
+        """The recurrent part's logits (B, N) -> what ``part`` asks for: the mixture with the
+        kernel part's class probabilities, the recurrent logits, or the kernel part's logits.
+        The one place the parts are combined (the ONNX graph calls it too)."""
+        if part not in PARTS:
+            raise ConfigError(f"part: expected one of {', '.join(PARTS)}, got {part!r}")
+        if self.kernel_part is None or part == "lstm":
+            if part == "kernels":
+                raise ConfigError("part: this model has no kernel part (kernels=0)")
+            return logits
+        if lengths is None:
+            lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
+        # (B, T, F) -> (B, N): the kernel part's logits
+        kernel = self.kernel_part(x, lengths.to(device=x.device))
+        if part == "kernels":
+            return kernel
+        w = self.config.kernel_weight
+        # log((1 - w) p_lstm + w p_kernel), (B, 2, N) -> (B, N), computed in log space
+        both = torch.stack(
+            [
+                torch.log_softmax(logits, -1) + math.log(max(1.0 - w, 1e-30)),
+                torch.log_softmax(kernel, -1) + math.log(max(w, 1e-30)),
+            ],
+            dim=1,
+        )
+        return torch.logsumexp(both, dim=1)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, part: str = "all") -> Tensor:
+        """(B, T, F), lengths (B,) -> (B, N) logits: the mixture of the parts by default;
+        ``part="lstm"`` (what training fits) or ``"kernels"`` for one part alone."""
+        if part == "kernels":
+            return self.mix(x.new_zeros(0), x, lengths, part)
         # (B, D·H) -> (B, N)
-        return self.head(self.dropout(self.pool(x, lengths)))
+        return self.mix(self.head(self.dropout(self.pool(x, lengths))), x, lengths, part)

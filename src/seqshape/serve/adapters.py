@@ -141,6 +141,11 @@ class ClassifierAdapter(ModelAdapter):
                 f"model {self.name!r} cannot stream: its {cfg.frontend!r} front-end reads the "
                 "steps around each one (train it with --frontend none)"
             )
+        if self.net.kernel_part is not None:
+            return (
+                f"model {self.name!r} cannot stream: its kernel part reads the steps around each "
+                "one (train it with --kernels 0)"
+            )
         if self.model.series_norm_:
             return (
                 f"model {self.name!r} cannot stream: it z-normalises each whole series "
