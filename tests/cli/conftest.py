@@ -38,7 +38,7 @@ def forecaster(air_csv, tmp_path_factory) -> Path:
     seqshape(
         "train", "forecast", "--data", air_csv, "--target", "#Passengers",
         "--future-covariates", "auto", "--out", out, "--epochs", 3, "--hidden", 8,
-        "--lookback", 12, "--horizon", 6, "--seed", 0,
+        "--lookback", 12, "--horizon", 6, "--seed", 0, "--strategy", "autoregressive",
     )  # fmt: skip
     return out
 

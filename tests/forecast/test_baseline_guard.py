@@ -116,3 +116,47 @@ def test_start_and_season_options_are_checked_and_honoured():
         Forecaster(horizon=7, season=1, start="seasonal_naive", epochs=1, threads=1).fit(
             SeriesData(target=y[:, None]), train_end=400, val_end=500
         )
+
+
+def _pattern_through_a_keyhole(n: int = 1500) -> np.ndarray:
+    """An irregular 10-step pattern with noise, read through a 4-step window (season 1, so no
+    seasonal baseline): the one-step map, iterated, loses the pattern within a few steps; the map
+    fitted to each step directly keeps what 4 values tell about it."""
+    rng = np.random.default_rng(0)
+    shape = rng.normal(size=10)
+    return shape[np.arange(n) % 10] + 0.3 * rng.normal(size=n)
+
+
+def test_strategy_auto_becomes_direct_when_the_direct_linear_map_forecasts_best():
+    y = _pattern_through_a_keyhole()
+    opts = dict(horizon=10, lookback=4, season=1, hidden_size=8, num_layers=1, epochs=1)
+    fc = Forecaster(seed=0, threads=1, progress=False, **opts)
+    assert fc.strategy == "auto"
+    fc.fit(SeriesData(target=y[:, None]), train_end=1100, val_end=1500)
+    m = fc.metrics
+    base = m["baselines_val_mase"]
+    assert {"least_squares", "direct_linear", "naive"} <= set(base)
+    assert m["start"] == min(base, key=base.get) and m["start"].startswith("direct_linear")
+    assert fc.config.strategy == "direct" and m["strategy"] == "direct"
+    assert fc.net.highway.out_features == 10  # the highway holds all K steps at once
+    # by more than the margin that keeps the autoregressive strategy otherwise
+    held = min(v for k, v in base.items() if not k.startswith("direct"))
+    assert base[m["start"]] < (1 - fc.start_margin) * held
+    # the model never validates worse than that start; kept, it forecasts exactly like it
+    assert m["best_val_mase"] <= m["start_val_mase"] + 1e-12
+    z = _scaled(y, 1100)[:, None].astype(np.float32)
+    hist = np.stack([z[s : s + 4] for s in range(1100, 1300)])
+    if m["winner"] == m["start"]:
+        with torch.no_grad():
+            got = fc.net.point(fc.net.forecast(torch.from_numpy(hist), 10)).numpy()
+        np.testing.assert_allclose(got, fc.start_weights_.forecast(hist, 10), atol=1e-4)
+    # a direct model forecasts any K up to its own: the first steps of its K
+    full = fc.forecast(y[:1100, None], 10)["point"]
+    np.testing.assert_allclose(fc.forecast(y[:1100, None], 2)["point"], full[:2], atol=1e-6)
+    # asked for, the autoregressive strategy is kept, and the direct map is no candidate
+    ar = Forecaster(strategy="autoregressive", seed=0, threads=1, progress=False, **opts)
+    ar.fit(SeriesData(target=y[:, None]), train_end=1100, val_end=1500)
+    assert ar.config.strategy == "autoregressive"
+    assert not any(k.startswith("direct") for k in ar.metrics["baselines_val_mase"])
+    with pytest.raises(Exception, match="strategy: expected one of auto, autoregressive, direct"):
+        Forecaster(strategy="iterated")

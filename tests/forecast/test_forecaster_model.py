@@ -83,13 +83,25 @@ def test_sample_paths_feed_their_own_draws_back():
     assert paths[:, :, 0].std(0).mean() > 0 and paths.std(0).mean() > 0
 
 
-def test_direct_strategy_emits_its_horizon_and_refuses_other_k():
-    net = _net(strategy="direct")
-    hist, cov = torch.randn(2, 12, 3), torch.randn(2, 18, 3)
+def test_direct_strategy_forecasts_any_k_block_by_block():
+    net = _net(strategy="direct").eval()
+    hist, cov = torch.randn(2, 12, 3), torch.randn(2, 12 + 15, 3)
     with torch.no_grad():
-        assert net.forecast(hist, 6, cov).shape == (2, 6, 3, 1)
-    with pytest.raises(ShapeError, match="direct strategy emits exactly K=6"):
-        net.forecast(hist, 7, torch.randn(2, 19, 3))
+        six = net.forecast(hist, 6, cov[:, :18])
+        assert six.shape == (2, 6, 3, 1)
+        # 15 = 6 + 6 + 3: the first block is the K-step forecast itself
+        many = net.forecast(hist, 15, cov)
+        assert many.shape == (2, 15, 3, 1)
+        assert torch.allclose(many[:, :6], six, atol=1e-6)
+        # the second block reads the first block's points as the newest history rows
+        hist2 = torch.cat([hist, net.point(six)], dim=1)[:, -12:]
+        assert torch.allclose(many[:, 6:12], net.forecast(hist2, 6, cov[:, 6:24]), atol=1e-5)
+        # fewer than K: the first steps of a block, the missing covariates the last row's
+        two = net.forecast(hist, 2, cov[:, :14])
+        padded = torch.cat([cov[:, :14], cov[:, 13:14].expand(-1, 4, -1)], dim=1)
+        assert torch.allclose(two, net.forecast(hist, 6, padded)[:, :2], atol=1e-6)
+    with pytest.raises(ConfigError, match="sample paths need the autoregressive"):
+        net.forecast(hist, 6, cov[:, :18], samples=3)
 
 
 def test_quantile_head_never_crosses_and_pinball_loss_trains():

@@ -260,7 +260,9 @@ def test_cli_export_then_predict_with_onnx(tmp_path):
     assert [r[:2] for r in rows_o] == [r[:2] for r in rows_t]  # ids and predicted classes
     p_o = np.array([[float(v) for v in r[2:]] for r in rows_o])
     p_t = np.array([[float(v) for v in r[2:]] for r in rows_t])
-    np.testing.assert_allclose(p_o, p_t, rtol=0, atol=2e-6)  # 6 decimals written
+    # 6 decimals written; the kernel part's 10,000-term ridge sums in float32 are added in
+    # another order by ONNX Runtime (a few 1e-6 in probability)
+    np.testing.assert_allclose(p_o, p_t, rtol=0, atol=1e-5)
     meta = read_metadata(model / "model.onnx")
     assert [f"p_{c}" for c in meta["classes"]] == head_t[2:]
 

@@ -137,10 +137,13 @@ def test_direct_strategy_is_one_graph_with_its_fixed_horizon(ett_frame, tmp_path
         with torch.no_grad():
             ref = net.forecast(torch.from_numpy(h)[None], 6, torch.from_numpy(f)[None])[0]
         np.testing.assert_allclose(got[i], ref.numpy(), rtol=0, atol=1e-4)
-    with pytest.raises(ShapeError, match="direct strategy emits exactly K=6"):
-        onnx_fc.forecast_scaled(
-            hists, 7, [np.resize(f, (len(h) + 7, 3)) for h, f in zip(hists, covs)]
-        )
+    # any K, block by block, as the torch model does it
+    covs9 = [np.resize(f, (len(h) + 9, 3)) for h, f in zip(hists, covs)]
+    got9 = onnx_fc.forecast_scaled(hists, 9, covs9)
+    for i, (h, f) in enumerate(zip(hists, covs9)):
+        with torch.no_grad():
+            ref = net.forecast(torch.from_numpy(h)[None], 9, torch.from_numpy(f)[None])[0]
+        np.testing.assert_allclose(got9[i], ref.numpy(), rtol=0, atol=1e-4)
 
 
 def test_padding_never_changes_the_encode_graph(ett_frame, tmp_path):
@@ -180,7 +183,7 @@ def air():
 def air_model(air, tmp_path_factory):
     fc = Forecaster(
         lookback=24, horizon=6, hidden_size=16, num_layers=2, epochs=2, loss="gaussian",
-        highway=12, seed=0,
+        highway=12, seed=0, strategy="autoregressive",
     ).fit(air, train_end=108, val_end=126)  # fmt: skip
     d = fc.save(tmp_path_factory.mktemp("air") / "model")
     export_onnx(d)
@@ -243,7 +246,10 @@ def test_metadata_and_input_errors(air_model, air):
 
 def test_parts_must_come_from_one_export(air_model, air, tmp_path):
     _, d = air_model
-    other = Forecaster(lookback=24, horizon=6, hidden_size=16, num_layers=2, epochs=1, seed=1)
+    other = Forecaster(
+        lookback=24, horizon=6, hidden_size=16, num_layers=2, epochs=1, seed=1,
+        strategy="autoregressive",
+    )  # fmt: skip
     other.fit(air, train_end=108, val_end=126)
     od = other.save(tmp_path / "other")
     export_onnx(od)

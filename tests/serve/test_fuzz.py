@@ -63,10 +63,10 @@ def client(tmp_path_factory, shared_data: Path):
         seqshape.datasets.path("AirPassengers.csv"), target="#Passengers", future_covariates="auto"
     )
     y = frame.target[0]
-    Forecaster(lookback=12, horizon=4, hidden_size=8, epochs=1, threads=1).fit(
-        SeriesData(target=y)
-    ).save(root / "air")
-    cal = Forecaster(lookback=12, horizon=4, hidden_size=8, epochs=1, threads=1)
+    # streams: the autoregressive strategy, asked for (on AirPassengers "auto" picks direct)
+    ar = dict(lookback=12, horizon=4, hidden_size=8, epochs=1, threads=1, strategy="autoregressive")
+    Forecaster(**ar).fit(SeriesData(target=y)).save(root / "air")
+    cal = Forecaster(**ar)
     cal.meta = {"columns": {"future_covariates": "auto"}, "freq": "MS"}
     cal.fit(SeriesData(target=y, future_cov=frame.future_cov[0])).save(root / "cal")
     nab = shared_data / "anomaly" / "nab"

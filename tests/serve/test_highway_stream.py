@@ -15,8 +15,9 @@ def highway_model(tmp_path_factory):
     frame = read_series_csv(seqshape.datasets.path("AirPassengers.csv"), target="#Passengers")
     y = frame.target[0]
     fc = Forecaster(
-        lookback=12, horizon=6, hidden_size=8, num_layers=1, epochs=2, threads=1, highway=6
-    )
+        lookback=12, horizon=6, hidden_size=8, num_layers=1, epochs=2, threads=1, highway=6,
+        strategy="autoregressive",
+    )  # fmt: skip
     d = tmp_path_factory.mktemp("hw") / "air"
     fc.fit(SeriesData(target=y, name="air")).save(d)
     return d, Forecaster.load(d, threads=1), y

@@ -7,11 +7,18 @@ A mixin of `seqshape.api.forecaster.Forecaster`: it reads the fitted network (``
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import torch
 
 from ..data.windows import Windows, make_windows
 from ..errors import ConfigError
-from ..models.forecaster import apply_highway_start, highway_starts
+from ..models.forecaster import ForecasterNet, apply_highway_start, highway_starts
+
+# the direct linear map (least squares from the lookback to all K steps at once), a candidate
+# start under strategy="auto": when it wins, the model becomes a direct one whose highway holds it
+DIRECT_LINEAR = "direct_linear"
 
 
 class BaselineStart:
@@ -29,7 +36,22 @@ class BaselineStart:
         z_train = [z[:e] for (z, _), e in zip(scaled, tr)]
         seed = self.seed
         ridges = (1e-4, 1e-2, 1e-1, 1.0)
-        starts = highway_starts(self.net, z_train, season=self.season_, ridges=ridges, seed=seed)
+        # strategy "auto": a direct twin of the network, whose highway can hold the direct map
+        twin = None
+        if self.strategy == "auto" and self.start == "best" and self.config.horizon > 1:
+            torch.manual_seed(self.seed)
+            twin = ForecasterNet(replace(self.config, strategy="direct"))
+
+        def candidates(rows: list[np.ndarray]) -> dict:
+            found = highway_starts(self.net, rows, season=self.season_, ridges=ridges, seed=seed)
+            if twin is not None:
+                direct = highway_starts(twin, rows, season=1, ridges=ridges, seed=seed)
+                for name, st in direct.items():  # the least-squares maps, each ridge
+                    if name.startswith("least_squares"):
+                        found[name.replace("least_squares", DIRECT_LINEAR)] = st
+            return found
+
+        starts = candidates(z_train)
         if self.start != "best":
             if self.start not in starts:
                 raise ConfigError(
@@ -61,13 +83,7 @@ class BaselineStart:
         score(starts, val_w)
         cut = [e - max(K, e // 5) for e in tr]
         if min(cut) >= N + K:
-            early = highway_starts(
-                self.net,
-                [z[:c] for z, c in zip(z_train, cut)],
-                season=self.season_,
-                ridges=ridges,
-                seed=seed,
-            )
+            early = candidates([z[:c] for z, c in zip(z_train, cut)])
             early_w = make_windows(list(zip(cut, tr)), N, K, max(self.stride, 1), skip_short=True)
             score(early, early_w)
         if all(n == 0 for _, n in errors.values()):
@@ -76,6 +92,17 @@ class BaselineStart:
             return "least_squares"
         self.baselines_ = {name: sse / n for name, (sse, n) in errors.items()}
         best = min(self.baselines_, key=self.baselines_.get)
+        if best.startswith(DIRECT_LINEAR):
+            # an autoregressive model forecasts any K, streams and draws sample paths: the direct
+            # map must beat the best start it can hold by start_margin to change the strategy
+            held = {k: v for k, v in self.baselines_.items() if not k.startswith(DIRECT_LINEAR)}
+            runner_up = min(held, key=held.get)
+            if self.baselines_[best] > (1.0 - self.start_margin) * held[runner_up]:
+                best = runner_up
+        if best.startswith(DIRECT_LINEAR):
+            # the direct map forecasts best: the model becomes direct, its highway that map
+            self.net, self.config = twin, twin.config
+            self.options_ = {**self.options_, "strategy": "direct"}
         apply_highway_start(self.net, starts[best])
         self.start_weights_ = starts[best]  # the baseline alone, for ablations (not saved)
         return best
@@ -88,7 +115,7 @@ class BaselineStart:
         best_val = self.metrics.get("best_val_mase")
         start_val = self.metrics.get("start_val_mase")  # the start, on the validation windows
         lstm_won = self.metrics.get("best_epoch", 0) != 0 or not self.keep_start
-        out = {"season": self.season_, "start": start}
+        out = {"season": self.season_, "start": start, "strategy": self.config.strategy}
         if self.baselines_:
             # each baseline's MASE out of sample (validation windows and the end of the training
             # part): what chose the start

@@ -27,6 +27,7 @@ from ..errors import ConfigError, DataError, ShapeError
 from ..models.forecast_units import outputs, to_original
 from ..models.forecaster import (
     HIGHWAY_STARTS,
+    STRATEGIES,
     ColumnHighway,
     ForecasterConfig,
     ForecasterNet,
@@ -78,7 +79,7 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         *,
         lookback: int | None = None,
         horizon: int = 24,
-        strategy: str = "autoregressive",
+        strategy: str = "auto",
         loss: str = "mse",
         quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
         hidden_size: int = 64,
@@ -133,6 +134,10 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
                 f"start: expected one of best, {', '.join(HIGHWAY_STARTS)}, got {start!r}"
             )
         check_fraction("sampling_ratio", self.sampling_ratio, closed=True)
+        if self.strategy not in ("auto", *STRATEGIES):
+            raise ConfigError(
+                f"strategy: expected one of auto, {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
 
     @property
     def options(self) -> dict:
@@ -140,7 +145,10 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         fitted, with the lookback and highway the data decided."""
         if getattr(self, "options_", None) is not None:
             return dict(self.options_)
-        return self._options(ForecasterConfig) | {"quantiles": tuple(self.quantiles)}
+        opts = self._options(ForecasterConfig) | {"quantiles": tuple(self.quantiles)}
+        if opts["strategy"] == "auto":  # autoregressive unless fit finds the direct map better
+            opts["strategy"] = "autoregressive"
+        return opts
 
     @property
     def train_config(self) -> TrainConfig:

@@ -231,7 +231,7 @@ KEY_SPECS: dict[str, KeySpec] = {
     "label_smoothing": _FRACTION,
     "lookback": _POS,
     "horizon": _POS,
-    "strategy": KeySpec(str, choices=("autoregressive", "direct")),
+    "strategy": KeySpec(str, choices=("auto", "autoregressive", "direct")),
     "loss": KeySpec(str, choices=tuple(HEADS)),  # the forecaster's heads
     "quantiles": KeySpec("floats", lo=0.0, hi=1.0, open_lo=True, open_hi=True),
     "window_norm": KeySpec(str, choices=("none", "last", "mean")),

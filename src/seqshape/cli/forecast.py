@@ -127,8 +127,12 @@ def train_forecast(
         str | None, typer.Option("--series-column", help="Series id column of a long CSV.")
     ] = None,
     strategy: Annotated[
-        Literal["autoregressive", "direct"] | None,
-        typer.Option("--strategy", help="autoregressive (default) | direct."),
+        Literal["auto", "autoregressive", "direct"] | None,
+        typer.Option(
+            "--strategy",
+            help="auto (default: autoregressive, unless the direct linear map validates 5% "
+            "better) | autoregressive (any K, streams, sample paths) | direct.",
+        ),
     ] = None,
     loss: Loss = None,
     quantiles: Annotated[
@@ -418,8 +422,6 @@ def evaluate(
     series = with_statics(data, spec, frame, optional=True)[0]
     sp = fc.meta["split"]
     hs = parse_horizons(horizons) or [fc.config.horizon]
-    if fc.config.strategy == "direct" and any(h != fc.config.horizon for h in hs):
-        raise ConfigError(f"--horizons: a direct model forecasts exactly K={fc.config.horizon}")
     result = backtest(
         fc, series, sp["train_end"], sp["val_end"], sp["test_end"], hs, samples=samples
     )

@@ -89,11 +89,6 @@ class OnnxForecaster(_OnnxModel):
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise ShapeError(f"K: expected a horizon >= 1, got {k!r}")
         k = int(k)
-        if self.strategy == "direct" and k != self.horizon:
-            raise ShapeError(
-                f"K: the direct strategy emits exactly K={self.horizon} steps (its training "
-                f"horizon), got {k}; train with --strategy autoregressive for any K"
-            )
         hists = [_float_2d(h, f"history[{i}]") for i, h in enumerate(history)]
         if not hists:
             raise ShapeError("history: expected at least one history, got none")
@@ -120,6 +115,8 @@ class OnnxForecaster(_OnnxModel):
                         f"future_cov[{i}]: expected (N+K={len(h) + k}, Cf={self.n_future}), "
                         f"got {f.shape}"
                     )
+        if self.strategy == "direct" and k != self.horizon:
+            return self._direct_blocks(hists, covs, k)
         n = len(hists)
         out = np.empty((n, k, self.n_fed, self.n_params), dtype=np.float32)
         order = np.argsort([len(h) for h in hists], kind="stable")
@@ -127,6 +124,24 @@ class OnnxForecaster(_OnnxModel):
             idx = order[start : start + self.batch_size]
             out[idx] = self._run([hists[i] for i in idx], [covs[i] for i in idx] if covs else [], k)
         return out
+
+    def _direct_blocks(self, hists: list, covs: list, k: int) -> np.ndarray:
+        """Any k from a direct graph, as `ForecasterNet._direct_blocks`: K steps at a time, each
+        block's points appended to the history (its length kept), covariates past the last
+        requested step repeating the last given row."""
+        K, blocks, done = self.horizon, [], 0
+        while done < k:
+            block_covs = []
+            for h, f in zip(hists, covs):
+                rows = f[done : done + len(h) + K]
+                pad = np.repeat(rows[-1:], len(h) + K - len(rows), axis=0)
+                block_covs.append(np.concatenate([rows, pad]))
+            p = self.forecast_scaled(hists, K, block_covs if covs else None)
+            blocks.append(p)
+            point = self.head.outputs(p, self.quantiles)["point"]  # (B, K, Z)
+            hists = [np.concatenate([h, point[i]])[-len(h) :] for i, h in enumerate(hists)]
+            done += K
+        return np.concatenate(blocks, axis=1)[:, :k]
 
     def _run(self, hists: list[np.ndarray], covs: list[np.ndarray], k: int) -> np.ndarray:
         x, lengths = pad_batch(hists)

@@ -339,13 +339,32 @@ class ForecasterNet(nn.Module):
         # K x (B, Z, P) -> (B, K, Z, P)
         return torch.stack(params, dim=1)
 
+    def _direct_blocks(self, history: Tensor, k: int, future_cov: Tensor | None) -> Tensor:
+        """The direct strategy for any k: K steps at a time, each block's points appended to the
+        history the next block reads (its length kept), -> (B, k, Z, P). Covariates of steps past
+        the last requested one, which a final partial block's head also reads, repeat the last
+        given row; its extra steps are dropped."""
+        K, N = self.config.horizon, history.shape[1]
+        blocks, done = [], 0
+        while done < k:
+            f = None
+            if self.config.n_future:
+                # (B, N+K, Cf): this block's rows, the last given row repeated past the end
+                f = future_cov[:, done : done + N + K]
+                if f.shape[1] < N + K:
+                    pad = f[:, -1:].expand(-1, N + K - f.shape[1], -1)
+                    f = torch.cat([f, pad], dim=1)
+            p = self.forecast(history, K, f)
+            blocks.append(p)
+            # (B, N, Z) ++ (B, K, Z) -> the last N rows: the next block's history
+            history = torch.cat([history, self.point(p)], dim=1)[:, -N:]
+            done += K
+        return torch.cat(blocks, dim=1)[:, :k]
+
     def _direct(self, history: Tensor, future_cov: Tensor | None, K: int) -> Tensor:
         c = self.config
-        if K != c.horizon:
-            raise ShapeError(
-                f"K: the direct strategy emits exactly K={c.horizon} steps (its training horizon), "
-                f"got {K}; train with --strategy autoregressive for any K"
-            )
+        if K != c.horizon:  # a programming error: forecast() goes block by block
+            raise ShapeError(f"K: the direct head emits K={c.horizon} steps, got {K}")
         B, N = history.shape[0], history.shape[1]
         f_next = future_cov[:, 1 : N + 1] if c.n_future else None
         enc = self.encoder(self.step_inputs(history, f_next))
@@ -452,6 +471,8 @@ class ForecasterNet(nn.Module):
         if c.strategy == "direct":
             if samples:
                 raise ConfigError("samples: sample paths need the autoregressive strategy")
+            if k != c.horizon:
+                return self._direct_blocks(history + offset, k, future_cov)
             return self.unshift(self._direct(history, future_cov, k), offset)
         B, N = history.shape[0], history.shape[1]
         if samples:
