@@ -374,6 +374,11 @@ def say_which_part_won(m: dict) -> None:
     if not base:
         return
     scores = ", ".join(f"{k} {v:.5f}" for k, v in sorted(base.items(), key=lambda kv: kv[1]))
+    if m.get("strategy") == "direct" and m["start"].startswith("direct_linear"):
+        scores += (
+            "; the direct linear map won by more than the margin, so the model is direct "
+            "(all K steps at once; --strategy autoregressive to stream)"
+        )
     start, winner = m["start"], m["winner"]
     if winner == start:
         typer.echo(

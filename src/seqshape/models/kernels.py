@@ -108,17 +108,23 @@ class KernelPart(nn.Module):
 
     def features(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x (B, T, F), lengths (B,) -> (B, P) proportions of valid steps above each bias."""
-        # (B, T) -> (B, 1, 1, T): 1 on valid steps; the counts per sequence (B, 1, 1)
+        # (B, T): 1 on valid steps; the counts per sequence (B, 1)
         keep = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
-        n = keep.sum(1).clamp(min=1)[:, None, None]
-        keep = keep[:, None, None, :]
+        n = keep.sum(1, keepdim=True).clamp(min=1)
         # (B, T, F) -> (B, F, T) on the grid, zero on padding
-        xc = (on_grid(x) * keep[:, 0, 0, :, None]).transpose(1, 2)
+        xc = (on_grid(x) * keep[:, :, None]).transpose(1, 2)
+        keep = keep[:, None, :]  # (B, 1, T)
         parts = []
-        for i in range(len(self.dilations)):
-            # (B, 84, T) -> (B, 84, 1, T) vs (84, q, 1) -> (B, 84, q, T) -> (B, 84, q) -> (B, 84·q)
-            above = self.conv(i, xc)[:, :, None, :] > getattr(self, f"b{i}")[None, :, :, None]
-            parts.append(((above.to(x.dtype) * keep).sum(-1) / n).flatten(1))
+        for i, q in enumerate(self.quantiles):
+            out = self.conv(i, xc)  # (B, 84, T)
+            bias = getattr(self, f"b{i}")  # (84, q)
+            # one bias at a time, so memory stays that of the convolution's output whatever T:
+            # (B, 84, T) > (1, 84, 1) -> the share of valid steps above it (B, 84)
+            cols = [
+                ((out > bias[None, :, j, None]).to(x.dtype) * keep).sum(-1) / n for j in range(q)
+            ]
+            # q x (B, 84) -> (B, 84, q) -> (B, 84·q)
+            parts.append(torch.stack(cols, dim=-1).flatten(1))
         return torch.cat(parts, dim=1)
 
     def scores(self, x: Tensor, lengths: Tensor) -> Tensor:
