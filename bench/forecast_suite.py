@@ -51,6 +51,7 @@ def _parts(fc) -> dict:
     return {
         "winner": m.get("winner", "lstm"),
         "start": m.get("start"),
+        "strategy": fc.config.strategy,
         "season": m.get("season"),
         "lookback": fc.config.lookback,
         "best_epoch": m.get("best_epoch"),

@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         bidirectional=False,  # one nn.LSTM: the mistake below is exactly the textbook one
         pooling="last",
         frontend="none",  # the LSTM reads the (scaled) features themselves, as in the textbook
+        kernels=0,  # the LSTM alone: no kernel part mixed into its answer
         epochs=epochs,
         seed=args.seed,
         threads=args.threads,
