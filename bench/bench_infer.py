@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_infer.py [--threads 1] [--data jv|long] [--calls 200]
 
-Model: SequenceClassifier's defaults (bidirectional LSTM, H=128, 1 layer, F=12, N=9) with random
+Model: SequenceClassifier's defaults (bidirectional LSTM, H=128, 1 layer, F=12, N=9, and the kernel
+part fitted on the data with arbitrary labels; ``--no-kernels``: the LSTM alone) with random
 weights, saved as a model directory and exported with `export_onnx` (speed does not depend on what
 the weights mean). Data: the bundled JapaneseVowels test split (370 real sequences, T 7-29), or
 with ``--data long`` 512 random sequences with lengths uniform in [20, 400].
@@ -60,6 +61,12 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=200, help="batch-1 calls (and 1/10 for batch 256)")
     ap.add_argument("--section", choices=("all", "classify", "forecast"), default="all")
     ap.add_argument("--horizon", type=int, default=24, help="forecast steps K per call")
+    ap.add_argument(
+        "--no-kernels",
+        dest="kernels",
+        action="store_false",
+        help="the classifier without its kernel part (the LSTM alone, as before issue 16)",
+    )
     args = ap.parse_args()
 
     import torch
@@ -103,9 +110,27 @@ def bench_classify(args) -> dict:
         X = [rng.standard_normal((n, 12)).astype(np.float32) for n in rng.integers(20, 401, 512)]
     torch.manual_seed(0)
     defaults = SequenceClassifier()
-    cfg = ClassifierConfig(input_size=12, num_outputs=9, **defaults.model_options)
-    net = ClassifierNet(cfg).eval()
     scaler = StandardScaler().fit(X)
+    options = dict(defaults.model_options)
+    if options["stride"] == "auto":  # as fit resolves it, from the median length
+        from seqshape.api.classifier import auto_stride
+
+        options["stride"] = auto_stride([len(a) for a in X])
+    part = None
+    if args.kernels and options["kernels"]:
+        # the kernel part as fit sets it, on these sequences with arbitrary labels (its speed does
+        # not depend on what its ridge learned)
+        from seqshape.models.kernels import fit_kernel_part
+
+        labels = np.arange(len(X)) % 9
+        part, _ = fit_kernel_part(scaler.transform(X), labels, 9, options["kernels"], 0)
+        options.update(kernel_dilations=part.dilations, kernel_quantiles=part.quantiles)
+    else:
+        options["kernels"] = 0
+    cfg = ClassifierConfig(input_size=12, num_outputs=9, **options)
+    net = ClassifierNet(cfg).eval()
+    if part is not None:
+        net.kernel_part.load_state_dict(part.state_dict())
     classes = [str(i) for i in range(1, 10)]
 
     with tempfile.TemporaryDirectory() as tmp:
