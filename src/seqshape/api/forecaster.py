@@ -45,10 +45,14 @@ KIND = "forecaster"
 
 
 class Forecaster(Estimator, BaselineStart, PandasIO):
-    """An LSTM forecaster, autoregressive through the LSTM by default (see models/forecaster.py).
+    """An LSTM forecaster, autoregressive through the LSTM unless the direct map is clearly better
+    (see models/forecaster.py).
 
     Model: ``lookback`` N history steps (default: three seasons or two horizons, whichever is
-    longer), training ``horizon`` K (an autoregressive model forecasts any K later), ``strategy``
+    longer), training ``horizon`` K (an autoregressive model forecasts any K later, one step at a
+    time; a direct one K at a time), ``strategy`` "auto" (default: autoregressive, unless the
+    direct linear map validates ``start_margin`` better than every start the autoregressive
+    highway holds; then direct, its highway that map; ``metrics["strategy"]``) |
     "autoregressive" | "direct", ``loss`` "mse" | "gaussian" | "student_t" | "quantile" (with
     ``quantiles``) | "poisson" | "negbin" (counts: scaled by 1 + their mean, not centred; see
     models/heads.py), ``hidden_size``, ``num_layers``, ``dropout``, ``cell``, ``window_norm``
