@@ -180,3 +180,12 @@ def test_kernel_options_are_checked():
         ClassifierNet(ClassifierConfig(input_size=1, num_outputs=2))(
             torch.zeros(1, 5, 1), part="kernels"
         )
+
+
+def test_the_estimator_checks_its_kernel_options_when_they_are_set():
+    with pytest.raises(ConfigError, match=r"kernel_weight: expected a value in \[0, 1\], got 2"):
+        SequenceClassifier(kernel_weight=2.0)
+    clf = SequenceClassifier(kernels=500)
+    with pytest.raises(ConfigError, match="kernels: expected 0 or a positive integer, got -1"):
+        clf.set_params(kernels=-1)
+    assert clf.kernels == 500  # the refused value left the old one

@@ -159,6 +159,19 @@ class SequenceClassifier(Estimator):
             raise ConfigError(f"stride: expected a positive integer or 'auto', got {stride!r}")
         if series_norm not in (True, False, "auto"):
             raise ConfigError(f"series_norm: expected true, false or 'auto', got {series_norm!r}")
+        # the network's options, checked now rather than at fit (sizes from the data stand in)
+        options = self._resolved_options([8])
+        ClassifierConfig(input_size=1, num_outputs=2, **options)
+
+    def _resolved_options(self, lengths: list[int]) -> dict:
+        """The network's options as fit uses them: without a front-end its own options do not
+        apply; ``stride="auto"`` from the median of ``lengths``."""
+        options = dict(self.model_options, stride=self.stride)
+        if options["frontend"] == "none":
+            options.update(stride=1, conv_summary=False)
+        elif options["stride"] == "auto":
+            options["stride"] = auto_stride(lengths)
+        return options
 
     @property
     def model_options(self) -> dict:
@@ -224,11 +237,7 @@ class SequenceClassifier(Estimator):
             self.scaler = StandardScaler().fit(Xtr)
             Xtr = self.scaler.transform(Xtr)
             Xva = self.scaler.transform(Xva) if len(Xva) else Xva
-        options = dict(self.model_options, stride=self.stride)
-        if options["frontend"] == "none":  # the front-end's own options do not apply
-            options.update(stride=1, conv_summary=False)
-        elif options["stride"] == "auto":
-            options["stride"] = auto_stride([len(a) for a in Xtr])
+        options = self._resolved_options([len(a) for a in Xtr])
         self.config = ClassifierConfig(
             input_size=train.n_features, num_outputs=len(self.classes_), **options
         )
