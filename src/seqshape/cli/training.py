@@ -95,6 +95,10 @@ def train_run(out: Path, *, resume: bool, checkpoint_every: int | None) -> Itera
         if main and created and not keep:
             shutil.rmtree(ckpt, ignore_errors=True)
         raise
+    # torchrun: every rank leaves together, once rank 0 has written the model, so that no rank
+    # tears its process group down while another still uses it (a rank that left early and took
+    # its connections with it aborted a peer's teardown once, in a loaded test run)
+    distributed.barrier()
     if main:  # torchrun: rank 0 writes the model and cleans up
         shutil.rmtree(ckpt, ignore_errors=True)
 
