@@ -390,22 +390,29 @@ class SequenceClassifier(Estimator):
             raise DataError(f"{data.source}: no labels to evaluate against")
         raw = data.y if isinstance(X, SequenceSet) else y
         y_true = encode_labels(raw, self.classes_, name=data.source)
-        y_pred = self.predict_proba(data).argmax(1)
-        report = classification_report(y_true, y_pred, len(self.classes_))
-        report["classes"] = [str(c) for c in self.classes_.tolist()]
+        parts = None
         if self.net.kernel_part is not None:
             with self._inferring():
-                report["parts"] = self._parts_accuracy(self._checked(data), y_true)
+                parts = self._parts_logits(self._checked(data))
+            y_pred = parts["all"].argmax(1).numpy()
+        else:
+            y_pred = self.predict_proba(data).argmax(1)
+        report = classification_report(y_true, y_pred, len(self.classes_))
+        report["classes"] = [str(c) for c in self.classes_.tolist()]
+        if parts is not None:  # which part won: the mixture and each part alone
+            report["parts"] = _accuracies(parts, y_true)
         return report
+
+    def _parts_logits(self, X: list[np.ndarray], *, scaled: bool = False) -> dict:
+        """{"all", "lstm", "kernels"}: (n, N) logits, each part run once, the mixture from them."""
+        lstm = self._logits(X, scaled=scaled, part="lstm")
+        kernels = self._logits(X, scaled=scaled, part="kernels")
+        with torch.no_grad():
+            return {"all": self.net.combine(lstm, kernels), "lstm": lstm, "kernels": kernels}
 
     def _parts_accuracy(self, X: list[np.ndarray], y: np.ndarray, *, scaled: bool = False) -> dict:
         """Accuracy of the mixture and of each part alone on ``X``: which part won."""
-        return {
-            part: round(
-                float((self._logits(X, scaled=scaled, part=part).argmax(1).numpy() == y).mean()), 4
-            )
-            for part in ("all", "lstm", "kernels")
-        }
+        return _accuracies(self._parts_logits(X, scaled=scaled), y)
 
     def score(self, X, y=None) -> float:
         """Accuracy (scikit-learn's ``score`` of a classifier)."""
@@ -462,6 +469,10 @@ class SequenceClassifier(Estimator):
             raise _artifact_error(files.path, str(e)) from None
         self.metrics = files.metrics.get("train", {})
         return self
+
+
+def _accuracies(logits: dict, y: np.ndarray) -> dict:
+    return {k: round(float((v.argmax(1).numpy() == y).mean()), 4) for k, v in logits.items()}
 
 
 def _artifact_error(path: Path, msg: str):

@@ -250,11 +250,16 @@ class ClassifierNet(nn.Module):
         kernel = self.kernel_part(x, lengths.to(device=x.device))
         if part == "kernels":
             return kernel
+        return self.combine(logits, kernel)
+
+    def combine(self, lstm: Tensor, kernel: Tensor) -> Tensor:
+        """The two parts' logits (B, N) each -> the mixture's logits
+        log((1 - w) p_lstm + w p_kernel), computed in log space."""
         w = self.config.kernel_weight
-        # log((1 - w) p_lstm + w p_kernel), (B, 2, N) -> (B, N), computed in log space
+        # (B, 2, N) -> (B, N)
         both = torch.stack(
             [
-                torch.log_softmax(logits, -1) + math.log(max(1.0 - w, 1e-30)),
+                torch.log_softmax(lstm, -1) + math.log(max(1.0 - w, 1e-30)),
                 torch.log_softmax(kernel, -1) + math.log(max(w, 1e-30)),
             ],
             dim=1,
