@@ -185,7 +185,7 @@ def test_help_keeps_brackets_shows_choices_and_the_estimators_defaults(capsys, m
 
     assert main(["train", "forecast", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "<mse|gaussian|student_t|quantile|poisson|negbin>" in out and "<lstm|gru>" in out
+    assert "<mse|mae|gaussian|student_t|quantile|poisson|negbin>" in out and "<lstm|gru>" in out
     # the flag's default is the estimator's, read from its signature
     epochs = inspect.signature(Forecaster).parameters["epochs"].default
     line = next(ln for ln in out.splitlines() if "--epochs" in ln)

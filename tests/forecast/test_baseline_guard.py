@@ -64,14 +64,15 @@ def test_a_seasonal_series_with_noise_is_never_returned_worse_than_its_baselines
     fc.fit(SeriesData(target=y[:, None]), train_end=tr, val_end=va)
     m = fc.metrics
     assert m["season"] == 24
-    assert fc.config.lookback == 72 and fc.config.highway == 72  # three seasons, from the data
+    # direct (the default), seven seasons, read a season at a time, from the data
+    assert fc.config.lookback == 168 and fc.config.highway == 168 and fc.config.segment == 24
     assert {"naive", "seasonal_naive", "least_squares"} <= set(m["baselines_val_mase"])
     assert m["start"] == min(m["baselines_val_mase"], key=m["baselines_val_mase"].get)
     # the baselines recomputed here, on the validation windows alone: MASE, each absolute error
     # over the training part's mean absolute seasonal difference (scaled units)
     z = _scaled(y, tr)
     scale = np.mean(np.abs(z[24:tr] - z[: tr - 24]))
-    x, fut = _val_windows(z, tr, va, 72, 12)
+    x, fut = _val_windows(z, tr, va, 168, 12)
     naive = float(np.mean(np.abs(BL.naive(x[..., None], 12)[..., 0] - fut))) / scale
     snaive = float(np.mean(np.abs(BL.seasonal_naive(x[..., None], 12, 24)[..., 0] - fut))) / scale
     assert m["best_val_mase"] <= m["start_val_mase"] + 1e-12
@@ -89,7 +90,7 @@ def test_a_nonlinear_autoregression_is_won_by_the_lstm():
         x[t] = np.clip(3.7 * x[t - 1] * (1 - x[t - 1]) + 0.01 * rng.normal(), 0.001, 0.999)
     fc = Forecaster(
         horizon=2, lookback=8, hidden_size=16, num_layers=1, epochs=10, lr=3e-3, seed=0,
-        threads=1, season=1,
+        threads=1, season=1, strategy="autoregressive",
     )  # fmt: skip
     fc.fit(SeriesData(target=x[:, None]), train_end=1200, val_end=1500)
     m = fc.metrics
@@ -111,52 +112,8 @@ def test_start_and_season_options_are_checked_and_honoured():
     fc = Forecaster(horizon=7, season=7, start="naive", hidden_size=8, epochs=1, threads=1)
     fc.fit(SeriesData(target=y[:, None]), train_end=400, val_end=500)
     assert fc.metrics["start"] == "naive" and fc.metrics["season"] == 7
-    assert fc.config.lookback == 21
+    assert fc.config.lookback == 49  # seven seasons (direct, the default)
     with pytest.raises(ConfigError, match="needs 1 < season <= highway"):
         Forecaster(horizon=7, season=1, start="seasonal_naive", epochs=1, threads=1).fit(
             SeriesData(target=y[:, None]), train_end=400, val_end=500
         )
-
-
-def _pattern_through_a_keyhole(n: int = 1500) -> np.ndarray:
-    """An irregular 10-step pattern with noise, read through a 4-step window (season 1, so no
-    seasonal baseline): the one-step map, iterated, loses the pattern within a few steps; the map
-    fitted to each step directly keeps what 4 values tell about it."""
-    rng = np.random.default_rng(0)
-    shape = rng.normal(size=10)
-    return shape[np.arange(n) % 10] + 0.3 * rng.normal(size=n)
-
-
-def test_strategy_auto_becomes_direct_when_the_direct_linear_map_forecasts_best():
-    y = _pattern_through_a_keyhole()
-    opts = dict(horizon=10, lookback=4, season=1, hidden_size=8, num_layers=1, epochs=1)
-    fc = Forecaster(seed=0, threads=1, progress=False, **opts)
-    assert fc.strategy == "auto"
-    fc.fit(SeriesData(target=y[:, None]), train_end=1100, val_end=1500)
-    m = fc.metrics
-    base = m["baselines_val_mase"]
-    assert {"least_squares", "direct_linear", "naive"} <= set(base)
-    assert m["start"] == min(base, key=base.get) and m["start"].startswith("direct_linear")
-    assert fc.config.strategy == "direct" and m["strategy"] == "direct"
-    assert fc.net.highway.out_features == 10  # the highway holds all K steps at once
-    # by more than the margin that keeps the autoregressive strategy otherwise
-    held = min(v for k, v in base.items() if not k.startswith("direct"))
-    assert base[m["start"]] < (1 - fc.start_margin) * held
-    # the model never validates worse than that start; kept, it forecasts exactly like it
-    assert m["best_val_mase"] <= m["start_val_mase"] + 1e-12
-    z = _scaled(y, 1100)[:, None].astype(np.float32)
-    hist = np.stack([z[s : s + 4] for s in range(1100, 1300)])
-    if m["winner"] == m["start"]:
-        with torch.no_grad():
-            got = fc.net.point(fc.net.forecast(torch.from_numpy(hist), 10)).numpy()
-        np.testing.assert_allclose(got, fc.start_weights_.forecast(hist, 10), atol=1e-4)
-    # a direct model forecasts any K up to its own: the first steps of its K
-    full = fc.forecast(y[:1100, None], 10)["point"]
-    np.testing.assert_allclose(fc.forecast(y[:1100, None], 2)["point"], full[:2], atol=1e-6)
-    # asked for, the autoregressive strategy is kept, and the direct map is no candidate
-    ar = Forecaster(strategy="autoregressive", seed=0, threads=1, progress=False, **opts)
-    ar.fit(SeriesData(target=y[:, None]), train_end=1100, val_end=1500)
-    assert ar.config.strategy == "autoregressive"
-    assert not any(k.startswith("direct") for k in ar.metrics["baselines_val_mase"])
-    with pytest.raises(Exception, match="strategy: expected one of auto, autoregressive, direct"):
-        Forecaster(strategy="iterated")

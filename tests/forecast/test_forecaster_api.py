@@ -234,8 +234,9 @@ def test_highway_model_trains_saves_and_loads(air, tmp_path):
 def _hybrid(air, **kw):
     kw = {"start": "least_squares", **kw}
     return Forecaster(
-        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=3, seed=0, highway=12, **kw
-    ).fit(air, train_end=108, val_end=126)
+        lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=3, seed=0, highway=12,
+        strategy="autoregressive", **kw,
+    ).fit(air, train_end=108, val_end=126)  # fmt: skip
 
 
 def test_a_highway_model_keeps_its_least_squares_start_unless_training_beats_it(air):
@@ -369,6 +370,7 @@ def test_cli_quantile_forecast_notes_one_step_bands_and_samples_widen(shared_dat
         "train", "forecast", "--data", data, "--target", "OT", "--lookback", "48", "--horizon",
         "12", "--highway", "48", "--loss", "quantile", "--quantiles", "0.1,0.5,0.9",
         "--epochs", "1", "--hidden", "8", "--layers", "1", "--out", out, "--no-progress",
+        "--strategy", "autoregressive",
     )  # fmt: skip
     hist = tmp_path / "hist.csv"
     hist.write_text("\n".join(lines[:301]) + "\n")

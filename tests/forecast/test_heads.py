@@ -19,7 +19,7 @@ from seqshape.models.forecaster import ForecasterConfig, ForecasterNet, fit_high
 from seqshape.models.heads import HEADS, RATE_KNEE, count_quantiles
 
 TWEETS = "anomaly/nab/data/realTweets/Twitter_volume_GOOG.csv"
-ALL = ["mse", "gaussian", "student_t", "quantile", "poisson", "negbin"]
+ALL = ["mse", "mae", "gaussian", "student_t", "quantile", "poisson", "negbin"]
 COUNT = ["poisson", "negbin"]
 
 
@@ -34,7 +34,7 @@ def tweets(shared_data):
 def _fc(loss: str, **kw) -> Forecaster:
     opts = dict(
         lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=1, loss=loss, season=1,
-        max_windows_per_epoch=256, threads=1, progress=False, seed=0,
+        max_windows_per_epoch=256, threads=1, progress=False, seed=0, strategy="autoregressive",
     )  # fmt: skip
     if loss in COUNT:
         opts["window_norm"] = "none"
@@ -47,13 +47,14 @@ def test_every_head_is_found_by_name_and_others_are_refused():
     sizes = {name: HEADS[name].n_params((0.1, 0.5, 0.9)) for name in ALL}
     assert sizes == {
         "mse": 1,
+        "mae": 1,
         "gaussian": 2,
         "student_t": 3,
         "quantile": 3,
         "poisson": 1,
         "negbin": 2,
     }
-    with pytest.raises(ConfigError, match="loss: expected one of mse, gaussian, student_t, "
+    with pytest.raises(ConfigError, match="loss: expected one of mse, mae, gaussian, student_t, "
                        "quantile, poisson, negbin, got 'tweedie'"):  # fmt: skip
         ForecasterConfig(n_targets=1, lookback=4, horizon=2, loss="tweedie")
     # a rate has no location to subtract a window level from
@@ -318,7 +319,8 @@ def test_cli_and_server_answer_a_count_heads_outputs(shared_data, tmp_path):
     model = tmp_path / "nb"
     args = ["train", "forecast", "--data", str(data), "--target", "value", "--lookback", "24",
             "--horizon", "6", "--loss", "negbin", "--epochs", "1", "--hidden", "8", "--layers",
-            "1", "--seed", "0", "--config", str(cfg), "--out", str(model), "--no-progress"]  # fmt: skip
+            "1", "--seed", "0", "--config", str(cfg), "--out", str(model), "--no-progress",
+            "--strategy", "autoregressive"]  # fmt: skip
     assert main(args) == 0
     assert json.loads((model / "config.json").read_text())["config"]["loss"] == "negbin"
     hist = tmp_path / "hist.csv"

@@ -42,6 +42,7 @@ def fitted(ett):
     return Forecaster(
         lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=2, window_norm="none",
         max_windows_per_epoch=256, keep_start=False, progress=False, seed=0,
+        strategy="autoregressive",
     ).fit(_series(ett), train_end=400, val_end=500)  # fmt: skip
 
 
@@ -244,6 +245,7 @@ def test_a_restored_stream_keeps_its_series_statics_under_global_scaling(ett):
     fc = Forecaster(
         lookback=24, horizon=6, hidden_size=8, num_layers=1, epochs=1, window_norm="none",
         max_windows_per_epoch=128, global_scaling=True, progress=False, seed=0,
+        strategy="autoregressive",
     ).fit(_series(ett), train_end=400, val_end=500)  # fmt: skip
     stream = ForecastStream(fc, series="OT")
     stream.update(ett[:100, 6:7])

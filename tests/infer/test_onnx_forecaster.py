@@ -297,7 +297,8 @@ def test_cli_export_then_forecast_with_onnx(ett, tmp_path, capsys):
     args = ["train", "forecast", "--data", str(data), "--target", "OT",
             "--past-covariates", "HUFL", "--future-covariates", "auto", "--lookback", "24",
             "--horizon", "12", "--loss", "quantile", "--out", str(model), "--epochs", "1",
-            "--hidden", "8", "--layers", "2", "--seed", "0", "--no-progress"]  # fmt: skip
+            "--hidden", "8", "--layers", "2", "--seed", "0", "--no-progress",
+            "--strategy", "autoregressive"]  # fmt: skip
     assert main(args) == 0
     hist = tmp_path / "hist.csv"
     hist.write_text("\n".join(ett[:201]) + "\n")

@@ -62,6 +62,7 @@ def fitted(ett):
             lookback=16, horizon=4, hidden_size=8, num_layers=1, epochs=2, threads=1, lr=1e-2,
             loss=case["loss"], highway=case["highway"], window_norm=case["window_norm"],
             max_windows_per_epoch=128, keep_start=False, progress=False,
+            strategy="autoregressive",
         ).fit(series)  # fmt: skip
         models[name] = (fc, series)
     return models

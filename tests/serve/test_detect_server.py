@@ -51,7 +51,14 @@ def models(speed, tmp_path_factory) -> dict:
         future_covariates="auto",
     )
     fc = Forecaster(
-        lookback=12, horizon=6, hidden_size=8, num_layers=1, epochs=2, threads=1, highway=0
+        lookback=12,
+        horizon=6,
+        hidden_size=8,
+        num_layers=1,
+        epochs=2,
+        threads=1,
+        highway=0,
+        strategy="autoregressive",
     )
     fc.meta = {"columns": {"target": ["#Passengers"], "future_covariates": "auto"}, "freq": "MS"}
     air = SeriesData(target=frame.target[0], future_cov=frame.future_cov[0], name="air")

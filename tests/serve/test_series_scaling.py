@@ -21,6 +21,7 @@ def two_series(tmp_path_factory):
     fc = Forecaster(
         lookback=12, horizon=4, hidden_size=8, num_layers=1, epochs=2, lr=1e-2, threads=1,
         window_norm="none", highway=0, keep_start=False, progress=False,
+        strategy="autoregressive",
     ).fit(series)  # fmt: skip
     d = tmp_path_factory.mktemp("series") / "air2"
     fc.save(d)

@@ -514,7 +514,14 @@ def forecaster(tmp_path_factory) -> dict:
     frame = read_series_csv(seqshape.datasets.path("AirPassengers.csv"), target="#Passengers")
     y = frame.target[0]
     fc = Forecaster(
-        lookback=12, horizon=6, hidden_size=8, num_layers=1, epochs=2, threads=1, highway=0
+        lookback=12,
+        horizon=6,
+        hidden_size=8,
+        num_layers=1,
+        epochs=2,
+        threads=1,
+        highway=0,
+        strategy="autoregressive",
     )
     fc.fit(SeriesData(target=y, name="air")).save(root / "air")
     return {"dir": root / "air", "fc": Forecaster.load(root / "air", threads=1), "y": y}

@@ -61,7 +61,9 @@ def saved_position(ckpt: Path) -> dict | None:
     try:
         with safe_open(str(ckpt / "checkpoint.safetensors"), framework="pt") as f:
             return json.loads(f.metadata()["state"])["position"]
-    except (FileNotFoundError, SafetensorError):
+    except (FileNotFoundError, SafetensorError, RuntimeError):
+        # not there yet, or (seen once under load) a mapping that does not match the file's
+        # size yet: no position to read this time, the caller asks again
         return None
 
 

@@ -93,7 +93,8 @@ class Estimator:
     def _training(self, **extra) -> TrainConfig:
         """A TrainConfig from the parameters of the same names, and ``extra``."""
         names = set(self._param_names())
-        return TrainConfig(**{n: getattr(self, n) for n in TRAIN_FIELDS if n in names}, **extra)
+        own = {n: getattr(self, n) for n in TRAIN_FIELDS if n in names and n not in extra}
+        return TrainConfig(**own, **extra)
 
     @property
     def train_config(self) -> TrainConfig:

@@ -7,60 +7,62 @@ A mixin of `seqshape.api.forecaster.Forecaster`: it reads the fitted network (``
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
-import torch
 
 from ..data.windows import Windows, make_windows
 from ..errors import ConfigError
-from ..models.forecaster import ForecasterNet, apply_highway_start, highway_starts
-
-# the direct linear map (least squares from the lookback to all K steps at once), a candidate
-# start under strategy="auto": when it wins, the model becomes a direct one whose highway holds it
-DIRECT_LINEAR = "direct_linear"
+from ..models.forecaster import LOG_FLOOR, apply_highway_start, highway_starts
 
 
 class BaselineStart:
-    def _start_from_best_baseline(self, scaled, tr: list[int], val_w: Windows) -> str:
+    def _start_from_best_baseline(self, scaled, tr: list[int], val_w: Windows, scored=None) -> str:
         """Set the highway to the baseline (naive, seasonal naive, least-squares linear) that
         forecasts best out of sample, the LSTM's head at zero: the untrained model *is* that
         baseline, and ``keep_start`` keeps it unless an epoch beats it on validation. Returns the
-        chosen start's name.
-
-        The candidates are scored on the validation windows (fitted on the training rows) and on
-        windows forecasting the last fifth of the training rows (fitted on the rows before them),
-        pooled: a validation part of one or two windows (a short monthly series) alone would pick
-        by chance.
+        chosen start's name. ``scored``: what `_score_starts` returned, if it already ran.
         """
-        z_train = [z[:e] for (z, _), e in zip(scaled, tr)]
-        seed = self.seed
-        ridges = (1e-4, 1e-2, 1e-1, 1.0)
-        # strategy "auto": a direct twin of the network, whose highway can hold the direct map
-        twin = None
-        if self.strategy == "auto" and self.start == "best" and self.config.horizon > 1:
-            torch.manual_seed(self.seed)
-            twin = ForecasterNet(replace(self.config, strategy="direct"))
-
-        def candidates(rows: list[np.ndarray]) -> dict:
-            found = highway_starts(self.net, rows, season=self.season_, ridges=ridges, seed=seed)
-            if twin is not None:
-                direct = highway_starts(twin, rows, season=1, ridges=ridges, seed=seed)
-                for name, st in direct.items():  # the least-squares maps, each ridge
-                    if name.startswith("least_squares"):
-                        found[name.replace("least_squares", DIRECT_LINEAR)] = st
-            return found
-
-        starts = candidates(z_train)
+        starts, baselines = self._score_starts(scaled, tr, val_w) if scored is None else scored
         if self.start != "best":
             if self.start not in starts:
                 raise ConfigError(
                     f"start: {self.start!r} needs 1 < season <= highway, got season "
                     f"{self.season_} and highway {self.config.highway}"
                 )
-            apply_highway_start(self.net, starts[self.start])
-            self.start_weights_ = starts[self.start]
-            return self.start
+            best = self.start
+        elif not baselines:  # no window to score on
+            best = "least_squares"
+        else:
+            self.baselines_ = dict(baselines)
+            best = min(baselines, key=baselines.get)
+        apply_highway_start(self.net, starts[best])
+        self.start_weights_ = starts[best]  # the baseline alone, for ablations (not saved)
+        return best
+
+    def _score_starts(self, scaled, tr: list[int], val_w: Windows) -> tuple[dict, dict]:
+        """The starts the highway can hold, each fitted on the training rows, and (with
+        ``start="best"``) each one's MASE out of sample -> ({name: HighwayStart}, {name: MASE};
+        empty when there was no window to score on).
+
+        The candidates are scored on the validation windows (fitted on the training rows) and on
+        windows forecasting the last fifth of the training rows (fitted on the rows before them),
+        pooled: a validation part of one or two windows (a short monthly series) alone would pick
+        by chance.
+        """
+        seed = self.seed
+        ridges = (1e-4, 1e-2, 1e-1, 1.0)
+        # the highway runs where the LSTM does: in log space under a log window norm (naive and
+        # seasonal naive are the same there; least squares fits relative changes)
+        log = self.config.window_norm == "log"
+        space = (lambda a: np.log(np.maximum(a, LOG_FLOOR))) if log else (lambda a: a)  # noqa: E731
+        back = np.exp if log else (lambda a: a)  # noqa: E731
+        z_train = [space(z[:e]) for (z, _), e in zip(scaled, tr)]
+
+        def candidates(rows: list[np.ndarray]) -> dict:
+            return highway_starts(self.net, rows, season=self.season_, ridges=ridges, seed=seed)
+
+        starts = candidates(z_train)
+        if self.start != "best":
+            return starts, {}
         N, K, O = self.config.lookback, self.config.horizon, self.config.n_targets
         errors = {name: [0.0, 0] for name in starts}  # sum of scaled absolute errors, count
 
@@ -76,7 +78,7 @@ class BaselineStart:
             # (W, 1, 1): each window's series scale (MASE, as the validation of the epochs)
             scale = self._scale_rows[win.series[idx]][:, None, None]
             for name, st in cands.items():
-                err = np.abs(st.forecast(hist, K)[..., :O] - fut) / scale
+                err = np.abs(back(st.forecast(space(hist), K))[..., :O] - fut) / scale
                 errors[name][0] += float(np.sum(err))
                 errors[name][1] += err.size
 
@@ -87,25 +89,8 @@ class BaselineStart:
             early_w = make_windows(list(zip(cut, tr)), N, K, max(self.stride, 1), skip_short=True)
             score(early, early_w)
         if all(n == 0 for _, n in errors.values()):
-            apply_highway_start(self.net, starts["least_squares"])
-            self.start_weights_ = starts["least_squares"]
-            return "least_squares"
-        self.baselines_ = {name: sse / n for name, (sse, n) in errors.items()}
-        best = min(self.baselines_, key=self.baselines_.get)
-        if best.startswith(DIRECT_LINEAR):
-            # an autoregressive model forecasts any K, streams and draws sample paths: the direct
-            # map must beat the best start it can hold by start_margin to change the strategy
-            held = {k: v for k, v in self.baselines_.items() if not k.startswith(DIRECT_LINEAR)}
-            runner_up = min(held, key=held.get)
-            if self.baselines_[best] > (1.0 - self.start_margin) * held[runner_up]:
-                best = runner_up
-        if best.startswith(DIRECT_LINEAR):
-            # the direct map forecasts best: the model becomes direct, its highway that map
-            self.net, self.config = twin, twin.config
-            self.options_ = {**self.options_, "strategy": "direct"}
-        apply_highway_start(self.net, starts[best])
-        self.start_weights_ = starts[best]  # the baseline alone, for ablations (not saved)
-        return best
+            return starts, {}
+        return starts, {name: sse / n for name, (sse, n) in errors.items()}
 
     def _which_part_won(self) -> dict:
         """metrics.json's account of the baselines and of what the model returned is."""
@@ -120,6 +105,8 @@ class BaselineStart:
             # each baseline's MASE out of sample (validation windows and the end of the training
             # part): what chose the start
             out["baselines_val_mase"] = dict(self.baselines_)
+        if getattr(self, "strategy_val_", None):
+            out["strategy_val_mase"] = dict(self.strategy_val_)
         out["winner"] = f"lstm+{start}" if lstm_won else start
         if best_val is not None and start_val:
             out["gain_vs_best_baseline"] = round(1.0 - best_val / start_val, 6)

@@ -45,19 +45,21 @@ KIND = "forecaster"
 
 
 class Forecaster(Estimator, BaselineStart, PandasIO):
-    """An LSTM forecaster, autoregressive through the LSTM unless the direct map is clearly better
-    (see models/forecaster.py).
+    """An LSTM forecaster: by default direct (all K steps at once), the LSTM reading the history
+    a season at a time; autoregressive through the LSTM on request (see models/forecaster.py).
 
-    Model: ``lookback`` N history steps (default: three seasons or two horizons, whichever is
-    longer), training ``horizon`` K (an autoregressive model forecasts any K later, one step at a
-    time; a direct one K at a time), ``strategy`` "auto" (default: autoregressive, unless the
-    direct linear map validates ``start_margin`` better than every start the autoregressive
-    highway holds; then direct, its highway that map; ``metrics["strategy"]``) |
-    "autoregressive" | "direct", ``loss`` "mse" | "gaussian" | "student_t" | "quantile" (with
-    ``quantiles``) | "poisson" | "negbin" (counts: scaled by 1 + their mean, not centred; see
-    models/heads.py), ``hidden_size``, ``num_layers``, ``dropout``, ``cell``, ``window_norm``
-    "last" | "mean" | "none" (the per-window level the LSTM does not see; default: the head's,
-    "none" for counts). ``season``: the seasonal
+    Model: ``lookback`` N history steps (default, direct: seven seasons or two horizons, at most
+    720; autoregressive: three seasons or two horizons, at most 336), training ``horizon`` K,
+    ``strategy`` "auto" (default: direct, unless the autoregressive model's best start validates
+    better; ``metrics["strategy"]``) | "autoregressive" (any K one step at a
+    time, streams, sample paths) | "direct" (K at a time, any K block by block), ``segment``
+    (direct: steps per LSTM input; default the season, or twelve segments without one),
+    ``loss`` "mae" | "mse" | "gaussian" | "student_t" | "quantile" (with ``quantiles``) |
+    "poisson" | "negbin" (counts: scaled by 1 + their mean, not centred; see models/heads.py;
+    default: "mae" direct, "mse" autoregressive), ``hidden_size`` (default 128 direct, 64
+    autoregressive), ``num_layers``, ``dropout``, ``cell``, ``window_norm`` "log" | "last" |
+    "mean" | "none" (the per-window level the LSTM does not see; default: "log" for a direct
+    model of positive values, else the head's, "none" for counts). ``season``: the seasonal
     period in steps (default: detected from the training part).
 
     Baselines first: ``highway`` P (default: the lookback; 0 turns it off) is a linear map of the
@@ -69,8 +71,9 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
     never validates worse than its baseline, and a gain within validation noise keeps it.
     ``metrics["winner"]`` says which part won (docs/forecast.md).
 
-    Training: ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``patience`` (early stopping),
-    ``lr_schedule`` "plateau" (halve after ``lr_patience`` stalled epochs) | "cosine", ``seed``,
+    Training: ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``patience`` (early stopping;
+    default 10 direct, 5 autoregressive), ``lr_schedule`` "plateau" (halve after ``lr_patience``
+    stalled epochs) | "cosine" (default: cosine direct, plateau autoregressive), ``seed``,
     ``sampling_ratio`` (scheduled sampling), ``stride`` and ``max_windows_per_epoch`` (which
     training windows an epoch uses), ``global_scaling`` (one scaler for all series instead of one
     each), ``threads``, ``progress``.
@@ -84,13 +87,14 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         lookback: int | None = None,
         horizon: int = 24,
         strategy: str = "auto",
-        loss: str = "mse",
+        loss: str | None = None,
         quantiles: tuple[float, ...] = (0.1, 0.5, 0.9),
-        hidden_size: int = 64,
+        hidden_size: int | None = None,
         num_layers: int = 2,
         dropout: float = 0.0,
         cell: str = "lstm",
         window_norm: str | None = None,
+        segment: int | None = None,
         highway: int | None = None,
         train_highway: bool = True,
         keep_start: bool = True,
@@ -101,13 +105,13 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         batch_size: int = 64,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
-        patience: int = 5,
-        lr_schedule: str = "plateau",
+        patience: int | None = None,
+        lr_schedule: str | None = None,
         lr_patience: int | None = None,
         seed: int = 0,
         sampling_ratio: float = 0.0,
         stride: int = 1,
-        max_windows_per_epoch: int | None = 4096,
+        max_windows_per_epoch: int | None = 16384,
         global_scaling: bool = False,
         threads: int | None = None,
         progress: bool = True,
@@ -149,19 +153,30 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         fitted, with the lookback and highway the data decided."""
         if getattr(self, "options_", None) is not None:
             return dict(self.options_)
+        return self._raw_options()
+
+    def _raw_options(self) -> dict:
+        """The options as the parameters give them, before the data fills the rest."""
         opts = self._options(ForecasterConfig) | {"quantiles": tuple(self.quantiles)}
-        if opts["strategy"] == "auto":  # autoregressive unless fit finds the direct map better
-            opts["strategy"] = "autoregressive"
-        return opts
+        if opts["strategy"] == "auto":  # direct, unless one step is all there is to forecast
+            opts["strategy"] = "direct" if self.horizon > 1 else "autoregressive"
+        return _recipe(opts, self)
 
     @property
     def train_config(self) -> TrainConfig:
         """The training options (once fitted: what the loop ran with, its monitor decided)."""
         if getattr(self, "train_config_", None) is not None:
             return self.train_config_
+        # the strategy's recipe for what the parameters leave open (as fit will run it)
+        config = getattr(self, "config", None)
+        strategy = config.strategy if config is not None else self._raw_options()["strategy"]
+        recipe = TRAIN_RECIPES.get(strategy, TRAIN_RECIPES["direct"])  # (an unknown one: refused)
+        patience = recipe["patience"] if self.patience is None else self.patience
         lr_patience = self.lr_patience
         return self._training(
-            lr_patience=max(1, self.patience // 2) if lr_patience is None else lr_patience,
+            patience=patience,
+            lr_schedule=self.lr_schedule or recipe["lr_schedule"],
+            lr_patience=max(1, patience // 2) if lr_patience is None else lr_patience,
             # a highway model starts as a fitted baseline, which training must beat on
             # validation to replace (keep_start)
             validate_start=bool(self.keep_start),
@@ -231,32 +246,21 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         lens = [len(s.target) for s in series]
         tr = _per_series(train_end, lens, default=[int(0.8 * n) for n in lens], name="train_end")
         va = _per_series(val_end, lens, default=lens, name="val_end")
-        self.options_ = self._resolve_shape_options(series, tr)
-        N, K = self.options_["lookback"], self.options_["horizon"]
-        for s, e in zip(series, tr):
-            if e < N + K:
-                raise DataError(
-                    f"{s.name}: the training part has {e} rows; lookback {N} + horizon {K} = {N + K} "
-                    f"rows are needed for one training window"
-                )
         self.series_names = [s.name for s in series]
-
-        self.scaling = Scaling.fit(series, tr, self.global_scaling, rule=head_of(self.loss).scaling)
-        if self.statics_:  # scaled across series: per series, a constant would map to 0
-            st.pin_scaling(self.scaling, self.statics_)
-        scaled = self._scaled(series)
-        train_w = make_windows([(0, e) for e in tr], N, K, self.stride)
-        # a series whose validation part is too short for a window just has none there
-        val_w = make_windows(list(zip(tr, va)), N, K, max(self.stride, 1), skip_short=True)
-        torch.manual_seed(self.seed)
-        self.config = ForecasterConfig(n_targets=O, n_past=Cp, n_future=Cf, **self.options_)
         self.n_features_in_ = O + Cp + Cf
-        self.net = ForecasterNet(self.config)
-        self.baselines_ = {}
-        self._scale_rows = self._mase_scales(scaled, tr)
+        self.baselines_, self.strategy_val_ = {}, {}
+        self.options_ = self._resolve_shape_options(series, tr)
+        scaled, train_w, val_w = self._prepare(series, tr, va)
+        N = self.config.lookback
         if self.config.highway:
             # start from the best baseline the highway can hold, on the validation windows
-            self.start_ = self._start_from_best_baseline(scaled, tr, val_w)
+            scored = self._score_starts(scaled, tr, val_w)
+            if self._may_switch() and scored[1]:
+                scored, scaled, train_w, val_w = self._auto_strategy(
+                    series, tr, va, scored, (scaled, train_w, val_w)
+                )
+                N = self.config.lookback
+            self.start_ = self._start_from_best_baseline(scaled, tr, val_w, scored)
             # train_highway=False keeps the start's map; only the LSTM learns
             self.net.highway.requires_grad_(self.train_highway)
         # what the loop monitors, recorded as such in metrics.json; a model with a highway starts
@@ -317,13 +321,91 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         self.metrics.update(self._which_part_won())
         return self
 
+    def _prepare(self, series: list[SeriesData], tr: list[int], va: list[int]):
+        """The scaling, network and windows of ``options_`` -> (scaled series, training
+        windows, validation windows)."""
+        N, K = self.options_["lookback"], self.options_["horizon"]
+        for s, e in zip(series, tr):
+            if e < N + K:
+                raise DataError(
+                    f"{s.name}: the training part has {e} rows; lookback {N} + horizon {K} = {N + K} "
+                    f"rows are needed for one training window"
+                )
+        self.scaling = Scaling.fit(series, tr, self.global_scaling, rule=self._scaling_rule())
+        if self.statics_:  # scaled across series: per series, a constant would map to 0
+            st.pin_scaling(self.scaling, self.statics_)
+        scaled = self._scaled(series)
+        train_w = make_windows([(0, e) for e in tr], N, K, self.stride)
+        # a series whose validation part is too short for a window just has none there
+        val_w = make_windows(list(zip(tr, va)), N, K, max(self.stride, 1), skip_short=True)
+        torch.manual_seed(self.seed)
+        s0 = series[0]
+        self.config = ForecasterConfig(
+            n_targets=s0.target.shape[1],
+            n_past=s0.past_cov.shape[1],
+            n_future=s0.future_cov.shape[1],
+            **self.options_,
+        )
+        self.net = ForecasterNet(self.config)
+        self._scale_rows = self._mase_scales(scaled, tr)
+        return scaled, train_w, val_w
+
+    def _may_switch(self) -> bool:
+        """Whether "auto" may still make the model autoregressive: nothing asked of it that only
+        the direct strategy has (segments, a log window norm)."""
+        return (
+            self.strategy == "auto"
+            and self.config.strategy == "direct"
+            and self.segment in (None, 1)
+            and self.window_norm != "log"
+        )
+
+    def _auto_strategy(self, series, tr, va, scored, prepared):
+        """strategy "auto": the direct model stays unless the autoregressive one's best start
+        (a one-step map iterated, which a long horizon can favour) validates better than the
+        direct one's best, on the same validation targets (a tie, as when seasonal naive is best
+        for both, keeps the direct model) -> (scored starts, scaled, training and validation
+        windows) of the strategy kept, its network, config and scaling set."""
+        kept = (self.options_, self.scaling, self.config, self.net, self._scale_rows)
+        direct_best = min(scored[1].values())
+        self.options_ = self._resolve_shape_options(series, tr, strategy="autoregressive")
+        try:
+            ar = self._prepare(series, tr, va)
+        except DataError:  # its lookback does not fit: the direct model it is
+            ar = None
+        if ar is not None:
+            ar_scored = self._score_starts(ar[0], tr, ar[2])
+            if ar_scored[1]:
+                ar_best = min(ar_scored[1].values())
+                # each strategy's best start out of sample (MASE): what chose the strategy
+                self.strategy_val_ = {"direct": direct_best, "autoregressive": ar_best}
+                # better beyond float32 rounding: the same baseline (seasonal naive for both)
+                # scores alike in either scaling, to about 1e-7
+                if ar_best < (1 - TIE) * direct_best:
+                    return (ar_scored, *ar)
+        self.options_, self.scaling, self.config, self.net, self._scale_rows = kept
+        return (scored, *prepared)
+
+    def _scaling_rule(self) -> str:
+        """How series are scaled: by their level alone under a log window norm, else the head's
+        rule (see `Scaling`)."""
+        opts = self.options_ if getattr(self, "options_", None) is not None else self.options
+        if opts["window_norm"] == "log":
+            return "level"
+        return head_of(opts["loss"]).scaling
+
     # -- defaults from the data, and the baseline start -------------------------------------------
-    def _resolve_shape_options(self, series: list[SeriesData], tr: list[int]) -> dict:
+    def _resolve_shape_options(
+        self, series: list[SeriesData], tr: list[int], strategy: str | None = None
+    ) -> dict:
         """Fill what was left to the data: the season (from the training targets' ACF), the
-        lookback (from the season and horizon) and the highway (the whole lookback)."""
+        lookback (from the season and horizon), the segment, the window norm and the highway
+        (the whole lookback). ``strategy``: resolve for this one instead of the parameter's."""
         from ..models.baselines import infer_season
 
-        opts = self.options
+        opts = self._raw_options()
+        if strategy is not None:
+            opts = _recipe(opts | {"strategy": strategy}, self)
         K = opts["horizon"]
         season = self.season
         if season is None:
@@ -335,17 +417,38 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
             season = max(set(found), key=found.count)
         self.season_ = int(season)
         self.meta["season"] = self.season_
+        direct = opts["strategy"] == "direct"
         if opts["lookback"] is None:
-            # three seasons or two horizons, whichever is longer (two horizons capped at 336
-            # steps, two weeks of hourly data: the LSTM reads every one of them), within what the
-            # shortest training part allows with a few windows to train on
-            want = max(3 * self.season_, min(2 * K, 336), 8)
+            if direct:
+                # seven seasons (a week of hourly data) or two horizons, whichever is longer, up
+                # to 720 steps: the LSTM reads them a season at a time
+                want = max(7 * self.season_, min(2 * K, 720), 8)
+            else:
+                # three seasons or two horizons (capped at 336 steps, two weeks of hourly data:
+                # the LSTM reads every one of them)
+                want = max(3 * self.season_, min(2 * K, 336), 8)
+            # within what the shortest training part allows with a few windows to train on
             room = (min(tr) - K) // 2
             opts["lookback"] = int(max(1, min(want, room)))
+        N = opts["lookback"]
+        if opts["segment"] is None:
+            # a season per LSTM step (SegRNN), or twelve segments where there is no season
+            if not direct:
+                opts["segment"] = 1
+            elif 1 < self.season_ <= N // 2:
+                opts["segment"] = self.season_
+            else:
+                opts["segment"] = max(1, -(-N // 12))
         if opts["highway"] is None:
-            opts["highway"] = opts["lookback"]
-        if opts["window_norm"] is None:  # the head's own: "last", or "none" for counts
-            opts["window_norm"] = head_of(opts["loss"]).default_window_norm
+            opts["highway"] = N
+        if opts["window_norm"] is None:
+            head = head_of(opts["loss"])
+            positive = all(bool((s.z[:e] > 0).all()) for s, e in zip(series, tr))
+            if direct and "log" in head.window_norms and positive:
+                # positive values: levels and swings are relative, errors too (sMAPE, MASE)
+                opts["window_norm"] = "log"
+            else:  # the head's own: "last", or "none" for counts
+                opts["window_norm"] = head.default_window_norm
         return opts
 
     # -- inference ------------------------------------------------------------------------------
@@ -479,7 +582,7 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         sc = None  # the fitted statistics of series `series_index`
         if series_index is None and not self.scaling.global_:
             # a series the model was not fitted on: scaled by its own history's statistics
-            sc = Scaling.fit([history], [N], global_=True, rule=head_of(c.loss).scaling)
+            sc = Scaling.fit([history], [N], global_=True, rule=self._scaling_rule())
             sc = st.pin_scaling(sc, self.statics_) if self.statics_ else sc
             series_index = 0
         elif series_index is None:
@@ -576,6 +679,31 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
         self.statics_ = st.loaded_table(pre, self.meta, where)
         self.metrics = json_field(files.metrics, "train", dict, files.path / "metrics.json", {})
         return self
+
+
+# strategy "auto": how much better the autoregressive start must validate to be "better"; a tie
+# (within rounding) keeps the direct model
+TIE = 1e-4
+
+# each strategy's measured recipe, for what the parameters leave open (docs/forecast.md)
+RECIPES = {
+    "direct": {"loss": "mae", "hidden_size": 128},
+    "autoregressive": {"loss": "mse", "hidden_size": 64},
+}
+TRAIN_RECIPES = {
+    # the direct model's validation rises late: a cosine schedule over every epoch, and patience
+    "direct": {"lr_schedule": "cosine", "patience": 10},
+    "autoregressive": {"lr_schedule": "plateau", "patience": 5},
+}
+
+
+def _recipe(opts: dict, fc: Forecaster) -> dict:
+    """``opts`` with the loss and hidden size the parameters left as None taken from the
+    recipe of ``opts["strategy"]``."""
+    for key, value in RECIPES.get(opts["strategy"], RECIPES["direct"]).items():
+        if getattr(fc, key) is None:
+            opts[key] = value
+    return opts
 
 
 def _per_series(value, lens: list[int], *, default: list[int], name: str) -> list[int]:

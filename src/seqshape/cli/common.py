@@ -234,7 +234,8 @@ KEY_SPECS: dict[str, KeySpec] = {
     "strategy": KeySpec(str, choices=("auto", "autoregressive", "direct")),
     "loss": KeySpec(str, choices=tuple(HEADS)),  # the forecaster's heads
     "quantiles": KeySpec("floats", lo=0.0, hi=1.0, open_lo=True, open_hi=True),
-    "window_norm": KeySpec(str, choices=("none", "last", "mean")),
+    "window_norm": KeySpec(str, choices=("none", "last", "mean", "log")),
+    "segment": _POS,
     "highway": KeySpec(int, lo=0),
     "train_highway": KeySpec(bool),
     "keep_start": KeySpec(bool),

@@ -45,6 +45,7 @@ FORECAST_KEYS = set(SHARED_KEYS) | {
     "cell",
     "patience",
     "window_norm",
+    "segment",
     "highway",
     "train_highway",
     "keep_start",
@@ -89,8 +90,9 @@ def train_forecast(
         int | None,
         typer.Option(
             "--lookback",
-            help="History steps N the model reads (default: three seasons or two horizons "
-            "(at most 336), whichever is longer, within what the training part allows).",
+            help="History steps N the model reads (default, direct: seven seasons or two "
+            "horizons (at most 720), whichever is longer; autoregressive: three seasons or two "
+            "horizons (at most 336); within what the training part allows).",
         ),
     ] = None,
     horizon: Annotated[
@@ -130,8 +132,9 @@ def train_forecast(
         Literal["auto", "autoregressive", "direct"] | None,
         typer.Option(
             "--strategy",
-            help="auto (default: autoregressive, unless the direct linear map validates 5% "
-            "better) | autoregressive (any K, streams, sample paths) | direct.",
+            help="auto (default: direct, the LSTM reading the history a season at a time, "
+            "unless the autoregressive start validates better) | autoregressive (any K, "
+            "streams, sample paths) | direct (all K steps at once, any K block by block).",
         ),
     ] = None,
     loss: Loss = None,
@@ -374,11 +377,6 @@ def say_which_part_won(m: dict) -> None:
     if not base:
         return
     scores = ", ".join(f"{k} {v:.5f}" for k, v in sorted(base.items(), key=lambda kv: kv[1]))
-    if m.get("strategy") == "direct" and m["start"].startswith("direct_linear"):
-        scores += (
-            "; the direct linear map won by more than the margin, so the model is direct "
-            "(all K steps at once; --strategy autoregressive to stream)"
-        )
     start, winner = m["start"], m["winner"]
     if winner == start:
         typer.echo(

@@ -149,7 +149,9 @@ class Scaling:
     Values are scaled as (x - z_mean) / z_std. Rule "standard": the training part's mean and
     std. Rule "mean" (count heads): z_mean 0 and z_std = 1 + the training part's mean, counts
     divided by their level and never centred (DeepAR's scale, Salinas et al., IJF 2020); the
-    JSON keeps the same fields either way. Known covariates are always standardised.
+    JSON keeps the same fields either way. Rule "level" (a log window norm): z_mean 0 and z_std =
+    the training part's mean, values divided by their level, so they stay positive (each must be
+    > 0). Known covariates are always standardised.
     """
 
     z_mean: np.ndarray  # (S, O+Cp)
@@ -158,7 +160,7 @@ class Scaling:
     f_std: np.ndarray
     global_: bool = False
 
-    RULES = ("standard", "mean")
+    RULES = ("standard", "mean", "level")
 
     @classmethod
     def fit(
@@ -168,16 +170,20 @@ class Scaling:
             raise ConfigError(f"scaling rule: expected one of {', '.join(cls.RULES)}, got {rule!r}")
         zs = [s.z[:e] for s, e in zip(series, ends)]
         fs = [s.future_cov[:e] for s, e in zip(series, ends)]
-        if rule == "mean":
+        if rule in ("mean", "level"):
             from ..errors import DataError
 
             for s, z in zip(series, zs):
-                bad = np.argwhere(z < 0)
+                bad = np.argwhere(z < 0 if rule == "mean" else ~(z > 0))
                 if len(bad):
                     r, col = (int(v) for v in bad[0])
+                    want = (
+                        "a count head expects counts >= 0"
+                        if rule == "mean"
+                        else "window_norm 'log' expects values > 0"
+                    )
                     raise DataError(
-                        f"{s.name}: row {r}, column {col}: a count head expects counts >= 0, "
-                        f"got {float(z[r, col]):g}"
+                        f"{s.name}: row {r}, column {col}: {want}, got {float(z[r, col]):g}"
                     )
         if global_:
             zs, fs = [np.concatenate(zs)], [np.concatenate(fs)]
@@ -188,6 +194,10 @@ class Scaling:
             # counts: divided by 1 + their mean, not centred (a rate stays a rate)
             z_mean = np.zeros_like(z_std)
             z_std = (1.0 + stat(zs, np.mean)).astype(np.float32)
+        elif rule == "level":
+            # positive values divided by their level: a log window norm then removes it exactly
+            z_mean = np.zeros_like(z_std)
+            z_std = stat(zs, np.mean)
         else:
             z_mean = stat(zs, np.mean)
         return cls(

@@ -13,7 +13,12 @@ from torch import Tensor, nn
 from ..artifacts import ModelFiles, build_net, config_from_dict
 from ..errors import ArtifactError
 from ..models.encoder import CELLS, gather_last
-from ..models.forecaster import ForecasterConfig, ForecasterNet
+from ..models.forecaster import (
+    ForecasterConfig,
+    ForecasterNet,
+    from_model_space,
+    to_model_space,
+)
 from .onnx_graphs import (
     OnnxExport,
     OnnxGraph,
@@ -31,8 +36,8 @@ def window_offset(net: ForecasterNet, history: Tensor, lengths: Tensor) -> Tenso
     if norm == "last":
         # (B, N, Z) -> (B, Z): the value at each history's true last step
         return gather_last(history, lengths)
-    if norm == "mean":
-        # (B, N, Z) summed over valid steps / lengths -> (B, Z)
+    if norm in ("mean", "log"):
+        # (B, N, Z) summed over valid steps / lengths -> (B, Z) (log: of the logs)
         mask = torch.arange(history.shape[1])[None, :] < lengths[:, None]
         total = (history * mask.unsqueeze(-1).to(history.dtype)).sum(1)
         return total / lengths[:, None].to(history.dtype)
@@ -116,13 +121,22 @@ class ForecastDirectGraph(nn.Module):
         net = self.net
         c = net.config
         history, lengths = inputs[0], inputs[1]
+        # a log window norm reads logs (padding rows too, which nothing below reads)
+        history = to_model_space(history, c)
         offset = window_offset(net, history, lengths)
         # (B, N, Z) - (B, 1, Z): the history relative to its window level
         z = history - offset.unsqueeze(1)
         x = net.step_inputs(z, inputs[2] if c.n_future else None)
-        outputs, _ = packed_encode(net.encoder, x, lengths)
-        # (B, N, H) -> (B, H)
-        feats = [gather_last(outputs, lengths)]
+        if net.embed is not None:
+            # segments: the runtime gives every history its full lookback (the first value
+            # repeated in front), so no row is padding: S steps each; (B, S, H) -> (B, H)
+            steps = torch.ones_like(lengths) * c.n_segments
+            outputs, _ = packed_encode(net.encoder, net.segments(x), steps)
+            feats = [gather_last(outputs, steps)]
+        else:
+            outputs, _ = packed_encode(net.encoder, x, lengths)
+            # (B, N, H) -> (B, H)
+            feats = [gather_last(outputs, lengths)]
         if c.n_future:
             # (B, K, Cf) -> (B, K·Cf): the known covariates of every future step
             feats.append(inputs[3].flatten(1))
@@ -134,7 +148,7 @@ class ForecastDirectGraph(nn.Module):
         # (B, K·Z·P) -> (B, K, Z·P) -> (B, K, Z, P) with the highway's term, then shifted back to
         # the window's level
         params = net._to_params(raw.view(raw.shape[0], c.horizon, c.n_fed * c.n_params), level)
-        params = net.unshift(params, offset.unsqueeze(1))
+        params = from_model_space(net.unshift(params, offset.unsqueeze(1)), c)
         return params, net.point(params)
 
 
@@ -151,6 +165,8 @@ def _export_forecaster(files: ModelFiles) -> OnnxExport:
     Z, P, Cf, H, L, K = c.n_fed, c.n_params, c.n_future, c.hidden_size, c.num_layers, c.horizon
     # mixed lengths, the longest first and a length-1 history among them
     lengths = [11, 3, 7, 1]
+    if c.segment > 1:  # a segment model is given whole rows (the runtime pads in front)
+        lengths = [c.n_segments * c.segment] * 4
     history, lens = example_batch(Z, lengths, seed=1)
     cov_hist = (example_batch(Cf, lengths, seed=2)[0],) if Cf else ()
     hist_in = (

@@ -50,6 +50,9 @@ class OnnxForecaster(_OnnxModel):
         self.n_fed = self.n_targets + self.n_past
         self.horizon = int(c["horizon"])
         self.lookback = int(c["lookback"])
+        # a segment model reads exactly this many rows (its lookback up to whole segments)
+        seg = int(c.get("segment", 1))
+        self.segment_rows = -(-self.lookback // seg) * seg if seg > 1 else 0
         self.point_index = int(meta["point_index"])
         # P: distribution parameters per predicted value
         try:
@@ -117,6 +120,11 @@ class OnnxForecaster(_OnnxModel):
                     )
         if self.strategy == "direct" and k != self.horizon:
             return self._direct_blocks(hists, covs, k)
+        if self.segment_rows:
+            # as ForecasterNet.fit_length: the last rows, or the first repeated in front
+            rows = self.segment_rows
+            covs = [_to_rows(f, len(f) - len(h) + rows) for h, f in zip(hists, covs)]
+            hists = [_to_rows(h, rows) for h in hists]
         n = len(hists)
         out = np.empty((n, k, self.n_fed, self.n_params), dtype=np.float32)
         order = np.argsort([len(h) for h in hists], kind="stable")
@@ -274,3 +282,10 @@ class OnnxForecaster(_OnnxModel):
         return self.forecast_many(
             [history], k, series_index=series_index, future_cov=fc, allow_short=allow_short
         )[0]
+
+
+def _to_rows(x: np.ndarray, n: int) -> np.ndarray:
+    """(T, F) -> (n, F): the last n rows, the first repeated in front when T < n."""
+    if len(x) >= n:
+        return x[len(x) - n :]
+    return np.concatenate([np.repeat(x[:1], n - len(x), axis=0), x])

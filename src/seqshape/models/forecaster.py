@@ -56,6 +56,11 @@ from .highway_starts import (  # noqa: F401 (re-exported: they were defined here
 
 LOSSES = tuple(HEADS)  # the heads' names
 STRATEGIES = ("autoregressive", "direct")
+# "log": the LSTM reads log values relative to the window's mean log (a multiplicative level);
+# the scaling then only divides each series by its level (rule "level"), so values are positive
+WINDOW_NORMS = ("none", "last", "mean", "log")
+# the smallest scaled value a log window norm reads (a value 10^4 below the series' level)
+LOG_FLOOR = 1e-4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,11 +81,14 @@ class ForecasterConfig:
         "none"  # "last": subtract each window's last history value, add it back after
     )
     highway: int = 0  # p: a linear autoregressive term over the last p values (0: off)
+    segment: int = 1  # direct only: the LSTM reads the history `segment` steps at a time
 
     def __post_init__(self) -> None:
-        if self.window_norm not in ("none", "last", "mean"):
-            raise ConfigError(f"window_norm: expected none|last|mean, got {self.window_norm!r}")
-        for name in ("n_targets", "lookback", "horizon"):
+        if self.window_norm not in WINDOW_NORMS:
+            raise ConfigError(
+                f"window_norm: expected {'|'.join(WINDOW_NORMS)}, got {self.window_norm!r}"
+            )
+        for name in ("n_targets", "lookback", "horizon", "segment"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name}: expected a positive integer, got {v!r}")
@@ -98,6 +106,17 @@ class ForecasterConfig:
             raise ConfigError(
                 f"strategy: expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
             )
+        if self.strategy != "direct":
+            # one value fed back at a time: nothing to read in segments, no log to carry back
+            if self.segment > 1:
+                raise ConfigError(
+                    f"segment: reading the history {self.segment} steps at a time needs strategy "
+                    f"'direct', got {self.strategy!r}"
+                )
+            if self.window_norm == "log":
+                raise ConfigError(
+                    f"window_norm: 'log' needs strategy 'direct', got {self.strategy!r}"
+                )
         object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
         head_of(self.loss).check(self.quantiles, self.window_norm)
         self.encoder_config()
@@ -121,9 +140,16 @@ class ForecasterConfig:
         """Distribution parameters per predicted value (P)."""
         return self.head.n_params(self.quantiles)
 
+    @property
+    def n_segments(self) -> int:
+        """How many steps the LSTM takes over a history: one per segment (the lookback rounded
+        up to whole segments, the first value repeated in front)."""
+        return -(-self.lookback // self.segment)
+
     def encoder_config(self) -> EncoderConfig:
         return EncoderConfig(
-            input_size=self.input_size,
+            # segments are embedded to H values each before the LSTM (SegRNN)
+            input_size=self.input_size if self.segment == 1 else self.hidden_size,
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
             dropout=self.dropout,
@@ -175,6 +201,10 @@ class ForecasterNet(nn.Module):
         self.config = config
         self.encoder = SequenceEncoder(config.encoder_config())
         H, Z, P = config.hidden_size, config.n_fed, config.n_params
+        self.embed: nn.Module | None = None
+        if config.segment > 1:
+            # (B, S, segment·(Z+Cf)) -> (B, S, H): each segment of the history one LSTM input
+            self.embed = nn.Sequential(nn.Linear(config.segment * config.input_size, H), nn.ReLU())
         if config.strategy == "autoregressive":
             self.head = nn.Linear(H, Z * P)
         else:
@@ -291,15 +321,18 @@ class ForecasterNet(nn.Module):
         K = future.shape[1]
         self._check(history, future_cov, K)
         check_shape(future, "B K Z", name="future", known={"B": history.shape[0], "Z": c.n_fed})
+        history, future_cov = self.fit_length(history, future_cov)
+        history, future = to_model_space(history, c), to_model_space(future, c)
         offset = self.offset(history)
         history, future = history - offset, future - offset
+        # a log window norm's parameters stay in log space here, where the loss compares them
         return self.unshift(self._forward(history, future, future_cov, sampling_ratio), offset)
 
     def offset(self, history: Tensor) -> Tensor:
         """(B, N, Z) -> (B, 1, Z): the per-window level removed before the LSTM (window_norm)."""
         if self.config.window_norm == "last":
             return history[:, -1:]
-        if self.config.window_norm == "mean":
+        if self.config.window_norm in ("mean", "log"):
             return history.mean(dim=1, keepdim=True)
         return torch.zeros_like(history[:, :1])
 
@@ -367,7 +400,7 @@ class ForecasterNet(nn.Module):
             raise ShapeError(f"K: the direct head emits K={c.horizon} steps, got {K}")
         B, N = history.shape[0], history.shape[1]
         f_next = future_cov[:, 1 : N + 1] if c.n_future else None
-        enc = self.encoder(self.step_inputs(history, f_next))
+        enc = self.encoder(self.segments(self.step_inputs(history, f_next)))
         feats = [enc.outputs[:, -1]]
         if c.n_future:
             # (B, K, Cf) -> (B, K·Cf): the known covariates of every future step
@@ -379,6 +412,30 @@ class ForecasterNet(nn.Module):
             level = self._highway(self.recent(history)).transpose(1, 2)
         # (B, K·Z·P) -> (B, K, Z·P) -> (B, K, Z, P) via the head's transforms
         return self._to_params(raw.view(B, K, c.n_fed * c.n_params), level)
+
+    def fit_length(
+        self, history: Tensor, future_cov: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """A segment model reads exactly S·segment rows: (B, N, Z) histories (and their
+        (B, N+K, Cf) known covariates) cut to their last rows or with the first row repeated in
+        front; a model without segments gets them back as they are."""
+        if self.embed is None:
+            return history, future_cov
+        want = self.config.n_segments * self.config.segment
+        return _to_rows(history, want), (
+            None
+            if future_cov is None
+            else _to_rows(future_cov, future_cov.shape[1] - history.shape[1] + want)
+        )
+
+    def segments(self, x: Tensor) -> Tensor:
+        """(B, N, Z+Cf) step inputs -> the LSTM's inputs: themselves, or with ``segment`` > 1
+        (the rows `fit_length` gives) cut into segments and embedded: (B, S, H)."""
+        c = self.config
+        if self.embed is None:
+            return x
+        # (B, S·segment, F) -> (B, S, segment·F) -> (B, S, H)
+        return self.embed(x.reshape(x.shape[0], c.n_segments, c.segment * x.shape[2]))
 
     # -- one step at a time: the only place of the one-step math ---------------------------------
     def encode(self, history: Tensor, future_cov: Tensor | None = None) -> tuple[Tensor, State]:
@@ -466,14 +523,18 @@ class ForecasterNet(nn.Module):
             raise ShapeError(f"K: expected a horizon >= 1, got {k!r}")
         self._check(history, future_cov, k)
         c = self.config
-        offset = self.offset(history)
-        history = history - offset
         if c.strategy == "direct":
             if samples:
                 raise ConfigError("samples: sample paths need the autoregressive strategy")
             if k != c.horizon:
-                return self._direct_blocks(history + offset, k, future_cov)
-            return self.unshift(self._direct(history, future_cov, k), offset)
+                return self._direct_blocks(history, k, future_cov)
+            history, future_cov = self.fit_length(history, future_cov)
+            history = to_model_space(history, c)
+            offset = self.offset(history)
+            params = self.unshift(self._direct(history - offset, future_cov, k), offset)
+            return from_model_space(params, c)
+        offset = self.offset(history)
+        history = history - offset
         B, N = history.shape[0], history.shape[1]
         if samples:
             # (B, ...) -> (S·B, ...): every path carries its own state
@@ -491,12 +552,36 @@ class ForecasterNet(nn.Module):
         return self.unshift(params, offset)
 
 
+def _to_rows(x: Tensor, n: int) -> Tensor:
+    """(B, T, F) -> (B, n, F): the last n rows, the first row repeated in front when T < n."""
+    if x.shape[1] >= n:
+        return x[:, x.shape[1] - n :]
+    # (B, 1, F) repeated n - T times ++ (B, T, F)
+    return torch.cat([x[:, :1].expand(-1, n - x.shape[1], -1), x], dim=1)
+
+
+def to_model_space(values: Tensor, config: ForecasterConfig) -> Tensor:
+    """Scaled values -> what the network reads: their logs under a log window norm (floored at
+    LOG_FLOOR), else themselves."""
+    if config.window_norm != "log":
+        return values
+    return torch.log(values.clamp(min=LOG_FLOOR))
+
+
+def from_model_space(params: Tensor, config: ForecasterConfig) -> Tensor:
+    """(..., Z, P) parameters in the network's space -> scaled units: a log window norm's heads
+    have locations only (a point, or quantiles), each carried back by exp."""
+    return params.exp() if config.window_norm == "log" else params
+
+
 def forecast_loss(
     params: Tensor, target: Tensor, config: ForecasterConfig, scale: Tensor | None = None
 ) -> Tensor:
-    """Mean loss of (B, K, Z, P) parameters against (B, K, Z) true values (scaled units), the
-    head's (`seqshape.models.heads`). ``scale`` (B, Z): each window's count scale (its series'
-    z_std row), with which a count head scores the counts themselves (the exact likelihood);
-    None: the scaled values are scored as counts. Other heads ignore it."""
+    """Mean loss of (B, K, Z, P) parameters (as `ForecasterNet.forward` returns them) against
+    (B, K, Z) true values (scaled units), the head's (`seqshape.models.heads`); under a log
+    window norm both in log space, so an error counts relative to the level. ``scale`` (B, Z):
+    each window's count scale (its series' z_std row), with which a count head scores the counts
+    themselves (the exact likelihood); None: the scaled values are scored as counts. Other heads
+    ignore it."""
     s = None if scale is None else scale.unsqueeze(1)
-    return config.head.loss(params, target, config.quantiles, s)
+    return config.head.loss(params, to_model_space(target, config), config.quantiles, s)

@@ -48,6 +48,8 @@ class Head:
     names: tuple[str, ...] = ("point",)
     scaling = "standard"
     window_norms = ("none", "last", "mean")
+    # why the others are refused, for the error message
+    why_norms = "has a spread, which a log window norm would not carry back"
     default_window_norm = "last"  # what an estimator left to choose should use
     probabilistic = True
     takes_quantiles = False
@@ -74,9 +76,8 @@ class Head:
         """ConfigError when the options do not fit this head."""
         if window_norm not in self.window_norms:
             raise ConfigError(
-                f"window_norm: the {self.name} head predicts a rate, from which no window level "
-                f"can be subtracted; expected {' or '.join(self.window_norms)} (its scaling "
-                f"already divides each series by 1 + its mean), got {window_norm!r}"
+                f"window_norm: the {self.name} head {self.why_norms}; expected "
+                f"{' or '.join(self.window_norms)}, got {window_norm!r}"
             )
 
     # -- NumPy: original units and answers --------------------------------------------------------
@@ -166,6 +167,21 @@ class Head:
 class MseHead(Head):
     name = "mse"
     probabilistic = False
+    window_norms = ("none", "last", "mean", "log")
+
+
+class MaeHead(Head):
+    """A point forecast trained on absolute errors: the median, robust to outliers, and in log
+    space (window_norm "log") an error relative to the level, as sMAPE and MASE judge."""
+
+    name = "mae"
+    probabilistic = False
+    window_norms = ("none", "last", "mean", "log")
+
+    def loss(self, params, target, quantiles=(), scale=None):
+        from torch.nn import functional as Fn
+
+        return Fn.l1_loss(params[..., 0], target)
 
 
 class GaussianHead(Head):
@@ -248,6 +264,7 @@ class StudentTHead(GaussianHead):
 class QuantileHead(Head):
     name = "quantile"
     takes_quantiles = True
+    window_norms = ("none", "last", "mean", "log")
     score_name = "pinball"
 
     def param_names(self, quantiles=()):
@@ -324,6 +341,10 @@ class PoissonHead(Head):
     names = ("rate",)
     scaling = "mean"
     window_norms = ("none",)
+    why_norms = (
+        "predicts a rate, from which no window level can be subtracted (its scaling already "
+        "divides each series by 1 + its mean)"
+    )
     default_window_norm = "none"
 
     def std(self, params):
@@ -490,6 +511,7 @@ HEADS: dict[str, Head] = {
     h.name: h
     for h in (
         MseHead(),
+        MaeHead(),
         GaussianHead(),
         StudentTHead(),
         QuantileHead(),
