@@ -172,3 +172,17 @@ def test_a_segment_log_model_answers_the_same_through_onnx(tmp_path):
         want = fc.forecast(hist, k, series_index=1, allow_short=True)["point"]
         got = onnx_fc.forecast(hist, k, series_index=1, allow_short=True)["point"]
         np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_explain_shows_the_segments_of_a_saved_direct_model(tmp_path):
+    from seqshape.explain.front import explain_model_dir
+
+    y = _seasonal(300, 20, 5)
+    fc = Forecaster(horizon=6, epochs=1, seed=0, threads=1, progress=False, strategy="direct")
+    fc.fit(SeriesData(target=y, name="s")).save(tmp_path / "m")
+    result = explain_model_dir(tmp_path / "m")
+    stages = {s.name: s for s in result.stages}
+    c = fc.config
+    assert stages["LSTM inputs"].axes == ("B", "T_s", "H")
+    assert stages["LSTM inputs"].shape[1:] == (c.n_segments, c.hidden_size)
+    assert stages["head (all K at once)"].shape[1] == 6

@@ -377,6 +377,13 @@ def say_which_part_won(m: dict) -> None:
     if not base:
         return
     scores = ", ".join(f"{k} {v:.5f}" for k, v in sorted(base.items(), key=lambda kv: kv[1]))
+    by = m.get("strategy_val_mase")
+    if by and m.get("strategy"):
+        # strategy "auto": which strategy's best start validated better
+        scores += (
+            f"; strategy {m['strategy']} (best start: direct {by['direct']:.5f}, "
+            f"autoregressive {by['autoregressive']:.5f})"
+        )
     start, winner = m["start"], m["winner"]
     if winner == start:
         typer.echo(

@@ -24,6 +24,7 @@ EXTRA_LEGEND: dict[str, str] = {
     "E": "embedding size",
     "H_d": "decoder hidden size",
     "P": "distribution parameters per value",
+    "T_s": "segments of the history (one LSTM step each)",
     "V_s": "source vocabulary size",
 }
 

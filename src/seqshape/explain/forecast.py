@@ -82,6 +82,8 @@ def _forecast_sizes(net: nn.Module, b: tuple) -> dict[str, int]:
     if c.n_future:
         sizes["C_f"] = c.n_future
     sizes.update({"H": c.hidden_size, "L": c.num_layers, "P": c.n_params})
+    if c.segment > 1:
+        sizes["T_s"] = c.n_segments
     return sizes
 
 
@@ -102,18 +104,36 @@ def _forecast_trace(net: nn.Module, batch: tuple, t: Trace) -> None:
     args, enc = calls["encoder"][0]
     if c.window_norm != "none":
         t.notes.append(f"window_norm '{c.window_norm}': each window's level is removed first")
-    t.add(
-        "LSTM inputs",
-        args[0],
-        f"B T {lstm_in}",
-        "one encoder pass over the history"
-        + (" (each step with the NEXT step's known covariates)" if c.n_future else ""),
-    )
+    steps_axis = "T"
+    if c.segment > 1:
+        steps_axis = "T_s"
+        t.notes.append(
+            f"segments: the last {c.n_segments * c.segment} history rows (the first repeated in "
+            f"front of a shorter history) cut into T_s={c.n_segments} segments of {c.segment} "
+            f"steps, each embedded (Linear + ReLU) into one LSTM input of H values"
+        )
+        t.add(
+            "LSTM inputs",
+            args[0],
+            "B T_s H",
+            "one encoder pass over the segments"
+            + (" (each row with the NEXT row's known covariates)" if c.n_future else ""),
+            modules=("embed",),
+        )
+    else:
+        t.add(
+            "LSTM inputs",
+            args[0],
+            f"B T {lstm_in}",
+            "one encoder pass over the history"
+            + (" (each step with the NEXT step's known covariates)" if c.n_future else ""),
+        )
     t.add(
         "outputs",
         enc.outputs,
-        "B T H",
-        "the LSTM's output at every history step; the last one predicts step T+1",
+        f"B {steps_axis} H",
+        f"the LSTM's output at every history {'segment' if c.segment > 1 else 'step'}; the "
+        "last one predicts the future",
         modules=("encoder",),
     )
     if c.strategy == "direct":
