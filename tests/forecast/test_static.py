@@ -254,3 +254,23 @@ def test_a_restored_stream_keeps_its_series_statics_under_global_scaling(ett):
     np.testing.assert_array_equal(again.static, stream.static)
     assert not np.allclose(again.static, ForecastStream(fc, series="HUFL").static)
     np.testing.assert_array_equal(again.forecast(6)["point"], stream.forecast(6)["point"])
+
+
+def test_a_direct_segment_model_takes_the_statics_through_onnx(ett, tmp_path):
+    """The default strategy: statics ride in every segment as known covariates, and the ONNX
+    runner (which pads a short history in front, as torch does) agrees."""
+    from seqshape.infer.export import export_onnx
+    from seqshape.infer.onnx_forecaster import OnnxForecaster
+
+    fc = Forecaster(
+        lookback=48, horizon=6, hidden_size=8, num_layers=1, epochs=1, season=24,
+        max_windows_per_epoch=256, keep_start=False, progress=False, seed=0, strategy="direct",
+    ).fit(_series(ett), train_end=400, val_end=500)  # fmt: skip
+    assert fc.config.segment == 24 and fc.config.n_future == 2
+    d = fc.save(tmp_path / "m")
+    onnx_fc = OnnxForecaster(export_onnx(d))
+    scale = float(fc.scaling.z_std[3, 0])
+    for hist, k in ((ett[:480, 6:7], 6), (ett[:30, 6:7], 6), (ett[:480, 6:7], 14)):
+        a = fc.forecast(hist, k, series_index=3, allow_short=True)["point"]
+        b = onnx_fc.forecast(hist, k, series_index=3, allow_short=True)["point"]
+        np.testing.assert_allclose(b / scale, a / scale, rtol=0, atol=1e-4)

@@ -58,3 +58,25 @@ def test_highway_stream_equals_the_batch_pass_across_a_state_round_trip(highway_
     with torch.no_grad():
         fc.net.highway.weight.zero_()
     assert not np.allclose(_batch(fc, y)[N:], batch[N:], atol=1e-2)
+
+
+def test_a_direct_segment_model_forecasts_through_the_adapter_and_refuses_streams(tmp_path):
+    """The direct recipe (a season per LSTM step, log window norm on these positive values):
+    the server answers its forecasts as the estimator does, and says in one line why it cannot
+    stream."""
+    frame = read_series_csv(seqshape.datasets.path("AirPassengers.csv"), target="#Passengers")
+    y = frame.target[0]
+    fc = Forecaster(
+        horizon=6, hidden_size=8, num_layers=1, epochs=2, threads=1, progress=False,
+        strategy="direct",
+    )  # fmt: skip
+    fc.fit(SeriesData(target=y, name="air"), train_end=120, val_end=144).save(tmp_path / "air")
+    c = fc.config
+    assert (c.strategy, c.window_norm, c.segment) == ("direct", "log", 12)
+    adapter = ForecasterAdapter("air", tmp_path / "air", threads=1)
+    for hist, k in [(y[:100], 6), (y[:100], 9)]:
+        got = adapter.forecast(hist.astype(np.float64), k, None)["point"]
+        want = fc.forecast(SeriesData(target=hist), k)["point"]
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5)
+    note = adapter.stream_unsupported()
+    assert note is not None and "direct" in note and "\n" not in note
