@@ -10,8 +10,9 @@ given) against naive, seasonal naive and the direct linear map, on several data 
 - m4: M4 Hourly, one global model over the 414 series, validated on the last 48 training values
   of each series, forecast from the end of each training series and scored on the official test
   values with the competition's sMAPE, MASE and OWA (Naive2 as the competition computes it);
-- taxi (a check, not in the default --sets and not part of the aggregate the defaults were
-  chosen by): NAB's NYC taxi demand every 30 minutes, K = 48 (one day), split 70/10/20.
+- checks, not in the default --sets and not part of what chose the defaults: taxi (NAB's NYC
+  taxi demand every 30 minutes, K = 48, one day), temp (hourly temperatures, K = 24), tweets
+  (counts every 5 minutes, K = 12), cpu (EC2 CPU every 5 minutes, K = 12); each split 70/10/20.
 
 For each entry it prints the model, the baselines, which part won (the baseline the model started
 from, or "lstm+" that baseline when a trained epoch beat it on validation), and the ratio of the
@@ -144,11 +145,21 @@ def etth1(opts, args) -> list[dict]:
     return run_backtest_set("ETTh1 OT", series, tr, va, te, horizons, opts, args)
 
 
-def taxi(opts, args) -> list[dict]:
-    """A check that chose nothing: NAB's NYC taxi demand (every 30 minutes, 215 days), one day
-    ahead (K = 48), split 70/10/20 in time, MSE on the standardized scale (every test window)."""
+# checks that chose nothing: NAB series of other frequencies (name, file, K, season or None)
+CHECKS = {
+    "taxi": ("NYC taxi (check)", "realKnownCause/nyc_taxi.csv", 48),  # every 30 min, one day
+    "temp": ("NAB ambient temperature (check)", "realKnownCause/ambient_temperature_system_failure.csv", 24),  # hourly, one day
+    "tweets": ("NAB tweets AAPL (check)", "realTweets/Twitter_volume_AAPL.csv", 12),  # counts every 5 min, one hour
+    "cpu": ("NAB EC2 CPU (check)", "realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv", 12),  # every 5 min, one hour
+}  # fmt: skip
+
+
+def nab_check(key: str, opts, args) -> list[dict]:
+    """One NAB series, split 70/10/20 in time, MSE on the standardized scale (every test window):
+    a check of the defaults on data that chose none of them."""
     from seqshape.cli.forecast import read_frame, split_bounds
 
+    name, rel, K = CHECKS[key]
     spec = {
         "target": ["value"],
         "past_covariates": [],
@@ -157,10 +168,9 @@ def taxi(opts, args) -> list[dict]:
         "series_column": None,
         "missing": "error",
     }
-    path = SHARED.parent / "anomaly" / "nab" / "data" / "realKnownCause" / "nyc_taxi.csv"
-    frame = read_frame(path, spec)
+    frame = read_frame(SHARED.parent / "anomaly" / "nab" / "data" / rel, spec)
     tr, va, te = split_bounds(frame, None, None, False)
-    return run_backtest_set("NYC taxi (check)", frame.to_series(), tr, va, te, [48], opts, args)
+    return run_backtest_set(name, frame.to_series(), tr, va, te, [K], opts, args)
 
 
 def m4(opts, args) -> list[dict]:
@@ -227,7 +237,8 @@ def main() -> None:
     args = ap.parse_args()
     opts = _options(args.set)
     rows: list[dict] = []
-    runners = {"air": air, "etth1": etth1, "m4": m4, "taxi": taxi}
+    runners = {"air": air, "etth1": etth1, "m4": m4}
+    runners |= {key: (lambda o, a, key=key: nab_check(key, o, a)) for key in CHECKS}
     for name in args.sets.split(","):
         rows += runners[name](opts, args)
     print(

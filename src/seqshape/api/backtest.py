@@ -136,6 +136,7 @@ def backtest(
     out: dict = {"lookback": N, "season": int(season), "by_horizon": {}}
     # the linear baseline is fitted on the training windows, per horizon
     scaled = fc._scaled(series)  # once, shared by every horizon and baseline
+    std = _standard_std(fc, series, train_end)
     for K in horizons:
         win = make_windows(list(zip(val_end, test_end)), N, K, 1, skip_short=True)
         if len(win) == 0:
@@ -166,9 +167,11 @@ def backtest(
         for name, p in preds.items():
             orig_p = fc._unscale(p, win.series)
             orig_t = fc._unscale(truth, win.series)
+            # errors on the standardized scale, whatever the model's own scaling
+            z_err = (orig_p - orig_t) / std[win.series][:, None, :O]
             row[name] = {
-                "mse": float(np.mean((p - truth) ** 2)),
-                "mae": float(np.mean(np.abs(p - truth))),
+                "mse": float(np.mean(z_err**2)),
+                "mae": float(np.mean(np.abs(z_err))),
                 "mse_original": float(np.mean((orig_p - orig_t) ** 2)),
                 "mae_original": float(np.mean(np.abs(orig_p - orig_t))),
                 "mase": float(FM.mase(truth, p, scale)),
@@ -194,6 +197,19 @@ def backtest(
     )
     out["baselines"] = first["baselines"]
     return out
+
+
+def _standard_std(fc, series, train_end) -> np.ndarray:
+    """(S, O+Cp) the standard deviation of each series' training part (one for all under global
+    scaling): "mse" and "mae" are on that standardized scale, the same for a model that scales by
+    level (a log window norm, counts) as for one that standardizes."""
+    from ..data.scaling import Scaling
+
+    sc = fc.scaling
+    if fc._scaling_rule() != "standard":
+        sc = Scaling.fit(list(series), list(train_end), sc.global_, rule="standard")
+    rows = [sc.row(i) for i in range(len(series))]
+    return sc.z_std[rows].astype(np.float64)
 
 
 def _scaling_rows(fc, series_idx) -> tuple[np.ndarray, np.ndarray]:

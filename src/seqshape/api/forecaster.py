@@ -429,7 +429,15 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
                 want = max(3 * self.season_, min(2 * K, 336), 8)
             # within what the shortest training part allows with a few windows to train on
             room = (min(tr) - K) // 2
-            opts["lookback"] = int(max(1, min(want, room)))
+            if direct:
+                # the direct map has a weight per lookback step for every output step: at least
+                # two training windows per weight (a short series otherwise gets a lookback it
+                # overfits; AirPassengers' test MSE was 5x that of a half-as-long one)
+                room = min(room, (min(tr) - K + 1) // 3)
+            n = int(max(1, min(want, room)))
+            if direct and 1 < self.season_ <= n:  # whole seasons, so whole segments
+                n -= n % self.season_
+            opts["lookback"] = n
         N = opts["lookback"]
         if opts["segment"] is None:
             # a season per LSTM step (SegRNN), or twelve segments where there is no season
