@@ -49,7 +49,7 @@ class Forecaster(Estimator, BaselineStart, PandasIO):
     a season at a time; autoregressive through the LSTM on request (see models/forecaster.py).
 
     Model: ``lookback`` N history steps (default, direct: seven seasons or two horizons, at most
-    720; autoregressive: three seasons or two horizons, at most 336), training ``horizon`` K,
+    720, whole seasons, two training windows per step; autoregressive: three seasons or two horizons, at most 336), training ``horizon`` K,
     ``strategy`` "auto" (default: direct, unless the autoregressive model's best start validates
     better; ``metrics["strategy"]``) | "autoregressive" (any K one step at a
     time, streams, sample paths) | "direct" (K at a time, any K block by block), ``segment``

@@ -91,7 +91,8 @@ def train_forecast(
         typer.Option(
             "--lookback",
             help="History steps N the model reads (default, direct: seven seasons or two "
-            "horizons (at most 720), whichever is longer; autoregressive: three seasons or two "
+            "horizons (at most 720), whichever is longer, in whole seasons, leaving two training "
+            "windows per step; autoregressive: three seasons or two "
             "horizons (at most 336); within what the training part allows).",
         ),
     ] = None,
